@@ -1,0 +1,152 @@
+"""The one frame format every codec and backend writes.
+
+Layout (little-endian)::
+
+    magic b"DLRC" | version u8 | header_len u32 | header (JSON, UTF-8) |
+    payload_len u64 | payload | crc32 u32 (over everything before it)
+
+The header holds ``codec`` (the codec config), ``dtype`` (numpy ``.str``), ``shape`` and
+``eb_abs`` (the resolved absolute bound, ``None`` for lossless codecs).
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CorruptStreamError
+
+MAGIC = b"DLRC"
+VERSION = 1
+_PREFIX = struct.Struct("<4sBI")
+_PAYLOAD_LEN = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
+SUPPORTED_DTYPES = tuple(np.dtype(t) for t in ("float32", "float64", "float16", "int8", "uint8",
+                                                "int16", "uint16", "int32", "uint32", "int64", "uint64"))
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    codec: dict
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    eb_abs: float | None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def pack(header: FrameHeader, payload: bytes) -> bytes:
+    meta = json.dumps({"codec": header.codec, "dtype": header.dtype.str, "shape": list(header.shape),
+                       "eb_abs": header.eb_abs}, separators=(",", ":")).encode()
+    body = b"".join((_PREFIX.pack(MAGIC, VERSION, len(meta)), meta, _PAYLOAD_LEN.pack(len(payload)), payload))
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def unpack(frame) -> tuple[FrameHeader, memoryview]:
+    """Check and split a frame; raise CorruptStreamError on anything malformed."""
+    try:
+        buf = memoryview(frame).cast("B")
+    except TypeError:
+        raise CorruptStreamError(f"a frame must be bytes-like, got {type(frame).__name__}") from None
+    if len(buf) < _PREFIX.size + _PAYLOAD_LEN.size + _CRC.size:
+        raise CorruptStreamError(f"frame too short ({len(buf)} bytes)")
+    magic, version, meta_len = _PREFIX.unpack_from(buf, 0)
+    if magic != MAGIC:
+        raise CorruptStreamError("not a dlrmcomp frame (bad magic)")
+    if version != VERSION:
+        raise CorruptStreamError(f"unsupported frame version {version} (this build reads {VERSION})")
+    pos = _PREFIX.size + meta_len
+    if pos + _PAYLOAD_LEN.size + _CRC.size > len(buf):
+        raise CorruptStreamError("frame truncated inside the header")
+    (payload_len,) = _PAYLOAD_LEN.unpack_from(buf, pos)
+    end = pos + _PAYLOAD_LEN.size + payload_len
+    if end + _CRC.size != len(buf):
+        raise CorruptStreamError(f"frame length {len(buf)} does not match its header (expected {end + _CRC.size})")
+    (crc,) = _CRC.unpack_from(buf, end)
+    if zlib.crc32(buf[:end]) != crc:
+        raise CorruptStreamError("frame checksum mismatch")
+    try:
+        meta = json.loads(bytes(buf[_PREFIX.size:pos]))
+        header = FrameHeader(codec=dict(meta["codec"]), dtype=np.dtype(meta["dtype"]),
+                             shape=tuple(int(s) for s in meta["shape"]),
+                             eb_abs=None if meta["eb_abs"] is None else float(meta["eb_abs"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptStreamError(f"frame header unreadable: {exc}") from None
+    if header.dtype not in SUPPORTED_DTYPES or any(s < 0 for s in header.shape):
+        raise CorruptStreamError(f"frame header names dtype {header.dtype} / shape {header.shape}")
+    return header, buf[pos + _PAYLOAD_LEN.size:end]
+
+
+def read_header(frame) -> FrameHeader:
+    """The header of a frame (checked like :func:`unpack`)."""
+    return unpack(frame)[0]
+
+
+_LEN = struct.Struct("<Q")
+
+
+def join_sections(sections) -> bytes:
+    """Concatenate byte strings, each prefixed by its u64 length, behind a u32 count."""
+    parts = [struct.pack("<I", len(sections))]
+    for s in sections:
+        parts += [_LEN.pack(len(s)), s]
+    return b"".join(parts)
+
+
+def split_sections(buf) -> list[memoryview]:
+    """Inverse of :func:`join_sections`; CorruptStreamError when lengths don't add up."""
+    buf = memoryview(buf).cast("B")
+    if len(buf) < 4:
+        raise CorruptStreamError("section table truncated")
+    (count,) = struct.unpack_from("<I", buf, 0)
+    if count > len(buf):
+        raise CorruptStreamError(f"section count {count} is impossible")
+    pos, out = 4, []
+    for _ in range(count):
+        if pos + _LEN.size > len(buf):
+            raise CorruptStreamError("section table truncated")
+        (n,) = _LEN.unpack_from(buf, pos)
+        pos += _LEN.size
+        if pos + n > len(buf):
+            raise CorruptStreamError("section truncated")
+        out.append(buf[pos:pos + n])
+        pos += n
+    if pos != len(buf):
+        raise CorruptStreamError(f"{len(buf) - pos} trailing bytes after the sections")
+    return out
+
+
+_ARRAY_HEAD = struct.Struct("<2sB")
+
+
+def pack_array(a: np.ndarray) -> bytes:
+    """An integer/float array as bytes with its dtype and shape (for byte-level stages)."""
+    dt = a.dtype.str.encode()
+    head = _ARRAY_HEAD.pack(b"AR", a.ndim) + struct.pack(f"<B{len(dt)}s{a.ndim}Q", len(dt), dt, *a.shape)
+    return head + np.ascontiguousarray(a).tobytes()
+
+
+def unpack_array(buf) -> np.ndarray:
+    """Inverse of :func:`pack_array`."""
+    buf = memoryview(buf).cast("B")
+    try:
+        tag, ndim = _ARRAY_HEAD.unpack_from(buf, 0)
+        pos = _ARRAY_HEAD.size
+        (dlen,) = struct.unpack_from("<B", buf, pos)
+        dt = np.dtype(bytes(buf[pos + 1:pos + 1 + dlen]).decode())
+        pos += 1 + dlen
+        shape = struct.unpack_from(f"<{ndim}Q", buf, pos)
+        pos += 8 * ndim
+    except (struct.error, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise CorruptStreamError(f"array header unreadable: {exc}") from None
+    if tag != b"AR" or dt not in SUPPORTED_DTYPES:
+        raise CorruptStreamError("array header corrupt")
+    if math.prod(shape) * dt.itemsize != len(buf) - pos:
+        raise CorruptStreamError("array length does not match its shape")
+    return np.frombuffer(buf[pos:], dtype=dt).reshape(shape)

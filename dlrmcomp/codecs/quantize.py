@@ -1,0 +1,184 @@
+"""The error-bounded linear quantizer (SZ3's ``LinearQuantizer`` without prediction).
+
+``q = round((x - base) / step)`` with ``step = 2 * eb_abs`` and ``base`` a multiple of ``step``
+near the middle of the range, so the reconstruction grid is the seeds' ``round(x/2eb)*2eb``
+while the codes stay centred. Every element is checked after reconstruction *in the output
+dtype*; elements that miss the bound, overflow the code range or are not finite get the escape
+code and are stored verbatim, in order.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ..errors import CorruptStreamError
+from .frame import join_sections, split_sections
+
+CODE_DTYPES = {"int8": np.dtype(np.int8), "int16": np.dtype(np.int16)}
+
+
+def code_limits(code_dtype: np.dtype) -> tuple[int, int]:
+    """(largest usable |code|, escape code) for int8 / int16 codes."""
+    info = np.iinfo(code_dtype)
+    return int(info.max), int(info.min)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Reconstruction grid: value = base + code * step (float64), cast to the data dtype."""
+
+    base: float
+    step: float
+
+    @classmethod
+    def for_range(cls, lo: float, hi: float, eb_abs: float) -> "Grid":
+        step = 2.0 * eb_abs
+        mid = 0.5 * lo + 0.5 * hi
+        if not (math.isfinite(step) and step > 0 and math.isfinite(1.0 / step)):
+            return cls(base=mid, step=0.0)  # degenerate: only exact values are kept
+        k = math.floor(mid / step + 0.5)
+        base = k * step
+        return cls(base=base if math.isfinite(base) else mid, step=step)
+
+    def max_code(self, lo: float, hi: float) -> float:
+        if self.step == 0.0:
+            return 0.0
+        return max(abs((lo - self.base) / self.step), abs((hi - self.base) / self.step))
+
+
+@numba.njit(cache=True, nogil=True)
+def _range_kernel(flat):
+    lo, hi, any_finite = np.inf, -np.inf, False
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        if v - v == 0.0:  # finite
+            any_finite = True
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+    if not any_finite:
+        return 0.0, 0.0
+    return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantize_kernel(flat, base, step, eb_abs, qmax, esc, codes, escapes):
+    inv = 1.0 / step if step > 0.0 else 0.0
+    cast = escapes[:1].copy()  # stores into it round to the data dtype, as the decoder's do
+    n_esc = 0
+    for i in range(flat.size):
+        x = flat[i]
+        v = np.float64(x)
+        t = (v - base) * inv
+        ok = v - v == 0.0 and -qmax <= t <= qmax
+        q = 0
+        if ok:
+            q = np.int64(np.floor(t + 0.5))
+            cast[0] = base + q * step
+            ok = abs(v - np.float64(cast[0])) <= eb_abs
+        if ok:
+            codes[i] = q
+        else:
+            codes[i] = esc
+            escapes[n_esc] = x
+            n_esc += 1
+    return n_esc
+
+
+@numba.njit(cache=True, nogil=True)
+def _dequantize_kernel(codes, base, step, esc, escapes, out):
+    j = 0
+    for i in range(codes.size):
+        c = codes[i]
+        if c == esc:
+            if j >= escapes.size:
+                return -1
+            out[i] = escapes[j]
+            j += 1
+        else:
+            out[i] = base + c * step
+    return j
+
+
+def finite_range(x: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values in one pass; (0, 0) if none."""
+    flat = x.reshape(-1)
+    if flat.size == 0:
+        return 0.0, 0.0
+    return _range_kernel(flat)
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Output of :meth:`LinearQuantizer.quantize`: codes (x's shape), escapes, grid."""
+
+    codes: np.ndarray
+    escapes: np.ndarray
+    grid: Grid
+
+
+_HEAD = struct.Struct("<2sddQ")
+
+
+class LinearQuantizer:
+    """Float array + absolute bound -> integer codes + verbatim escapes (a pipeline stage).
+
+    ``dtype`` is "int8", "int16" or "auto" (int8 when the code range fits, else int16).
+    """
+
+    def __init__(self, dtype: str = "auto"):
+        if dtype not in ("auto", *CODE_DTYPES):
+            raise ValueError(f"code dtype must be 'auto', 'int8' or 'int16', got {dtype!r}")
+        self.dtype = dtype
+
+    def code_dtype(self, grid: Grid, lo: float, hi: float) -> np.dtype:
+        if self.dtype != "auto":
+            return CODE_DTYPES[self.dtype]
+        return CODE_DTYPES["int8"] if grid.max_code(lo, hi) <= code_limits(CODE_DTYPES["int8"])[0] else CODE_DTYPES["int16"]
+
+    def quantize(self, x: np.ndarray, eb_abs: float) -> Quantized:
+        lo, hi = finite_range(x)
+        grid = Grid.for_range(lo, hi, eb_abs)
+        cdt = self.code_dtype(grid, lo, hi)
+        qmax, esc = code_limits(cdt)
+        flat = np.ascontiguousarray(x).reshape(-1)
+        codes = np.empty(flat.size, dtype=cdt)
+        escapes = np.empty(flat.size, dtype=x.dtype)
+        n_esc = _quantize_kernel(flat, grid.base, grid.step, float(eb_abs), float(qmax), esc, codes, escapes)
+        return Quantized(codes.reshape(x.shape), escapes[:n_esc].copy(), grid)
+
+    @staticmethod
+    def dequantize(q: Quantized, dtype: np.dtype) -> np.ndarray:
+        codes = q.codes.reshape(-1)
+        out = np.empty(codes.size, dtype=dtype)
+        _, esc = code_limits(codes.dtype)
+        used = _dequantize_kernel(codes, q.grid.base, q.grid.step, esc, q.escapes.astype(dtype, copy=False), out)
+        if used != q.escapes.size:
+            raise CorruptStreamError(f"escape count mismatch ({used} used, {q.escapes.size} stored)")
+        return out.reshape(q.codes.shape)
+
+    # -- side information: grid + escapes; the codes travel through the coder stages -------
+    @staticmethod
+    def pack_side(q: Quantized) -> bytes:
+        return join_sections([_HEAD.pack(b"LQ", q.grid.base, q.grid.step, q.escapes.size), q.escapes.tobytes()])
+
+    @staticmethod
+    def unpack_side(buf, dtype: np.dtype) -> tuple[Grid, np.ndarray]:
+        head, esc = split_sections(buf)
+        if len(head) != _HEAD.size:
+            raise CorruptStreamError("quantizer header corrupt")
+        tag, base, step, n = _HEAD.unpack(head)
+        if tag != b"LQ" or n * dtype.itemsize != len(esc) or not step >= 0:
+            raise CorruptStreamError("quantizer header corrupt")
+        return Grid(base, step), np.frombuffer(esc, dtype=dtype)
+
+
+def quantize_dequantize(x: np.ndarray, eb_abs: float, dtype: str = "auto") -> np.ndarray:
+    """What a quantizer-based codec reconstructs for ``x`` (the ``simulate`` mode's operator)."""
+    quantizer = LinearQuantizer(dtype)
+    return quantizer.dequantize(quantizer.quantize(x, eb_abs), x.dtype)
