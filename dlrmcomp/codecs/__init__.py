@@ -1,0 +1,37 @@
+"""Codecs: value objects with a JSON config, a registry, and one frame format.
+
+>>> import numpy as np
+>>> from dlrmcomp import codecs
+>>> codec = codecs.get("quant+ans", eb=0.01)
+>>> x = np.linspace(-1, 1, 1000, dtype=np.float32)
+>>> bool(np.abs(codec.decode(codec.encode(x)) - x).max() <= 0.02)
+True
+"""
+from functools import partial
+
+from .base import Codec, ErrorBoundedCodec, available, from_config, get, register, registered
+from .floats import SZ3, ZFP
+from .frame import FrameHeader, read_header
+from .pipeline import Pipeline, parse_recipe
+
+#: Recipes registered by default (any valid recipe can be added with ``register_recipe``).
+RECIPES = (
+    "quant+ans", "quant+huffman", "quant+zstd", "quant+lz4", "quant+zlib",
+    "quant+dedup+ans", "quant+dedup+huffman", "quant+dedup+zstd",
+    "zstd", "lz4", "zlib", "dedup+zstd",
+)
+
+
+def register_recipe(recipe: str) -> None:
+    """Make ``get(recipe, ...)`` build ``Pipeline(recipe, ...)``."""
+    parse_recipe(recipe)  # validates
+    register(recipe, partial(Pipeline, recipe))
+
+
+for _recipe in RECIPES:
+    register_recipe(_recipe)
+register("sz3", SZ3, requires=("pysz",))
+register("zfp", ZFP, requires=("zfpy",))
+
+__all__ = ["Codec", "ErrorBoundedCodec", "FrameHeader", "Pipeline", "RECIPES", "available", "from_config",
+           "get", "read_header", "register", "register_recipe", "registered"]
