@@ -69,7 +69,7 @@ class Codec(ABC):
         if x.dtype not in allowed:
             raise ValueError(f"codec {self.name!r} does not support dtype {x.dtype}; "
                              f"supported: {', '.join(str(d) for d in allowed)}")
-        return np.ascontiguousarray(x)
+        return x if x.flags.c_contiguous else x.copy(order="C")
 
     def encode(self, x) -> bytes:
         """Compress ``x`` into a self-describing frame."""

@@ -29,6 +29,11 @@ SUPPORTED_DTYPES = tuple(np.dtype(t) for t in ("float32", "float64", "float16", 
                                                 "int16", "uint16", "int32", "uint32", "int64", "uint64"))
 
 
+def as_bytes(buf) -> memoryview:
+    """A flat unsigned-byte view of any contiguous buffer (bytes, bytearray, ndarray, memoryview)."""
+    return memoryview(np.frombuffer(buf, dtype=np.uint8))
+
+
 @dataclass(frozen=True)
 class FrameHeader:
     codec: dict
@@ -51,8 +56,8 @@ def pack(header: FrameHeader, payload: bytes) -> bytes:
 def unpack(frame) -> tuple[FrameHeader, memoryview]:
     """Check and split a frame; raise CorruptStreamError on anything malformed."""
     try:
-        buf = memoryview(frame).cast("B")
-    except TypeError:
+        buf = as_bytes(frame)
+    except (TypeError, ValueError):
         raise CorruptStreamError(f"a frame must be bytes-like, got {type(frame).__name__}") from None
     if len(buf) < _PREFIX.size + _PAYLOAD_LEN.size + _CRC.size:
         raise CorruptStreamError(f"frame too short ({len(buf)} bytes)")
@@ -101,7 +106,7 @@ def join_sections(sections) -> bytes:
 
 def split_sections(buf) -> list[memoryview]:
     """Inverse of :func:`join_sections`; CorruptStreamError when lengths don't add up."""
-    buf = memoryview(buf).cast("B")
+    buf = as_bytes(buf)
     if len(buf) < 4:
         raise CorruptStreamError("section table truncated")
     (count,) = struct.unpack_from("<I", buf, 0)
@@ -134,7 +139,7 @@ def pack_array(a: np.ndarray) -> bytes:
 
 def unpack_array(buf) -> np.ndarray:
     """Inverse of :func:`pack_array`."""
-    buf = memoryview(buf).cast("B")
+    buf = as_bytes(buf)
     try:
         tag, ndim = _ARRAY_HEAD.unpack_from(buf, 0)
         pos = _ARRAY_HEAD.size

@@ -19,7 +19,7 @@ from ..errors import CorruptStreamError
 from . import lossless
 from .base import Codec, ErrorBoundedCodec
 from .dedup import dedup_rows
-from .frame import FrameHeader, join_sections, pack_array, split_sections, unpack_array
+from .frame import FrameHeader, as_bytes, join_sections, pack_array, split_sections, unpack_array
 from .quantize import CODE_DTYPES, LinearQuantizer, Quantized
 
 CODERS = ("ans", "huffman", "zstd", "lz4", "zlib")
@@ -111,7 +111,7 @@ class Pipeline(Codec):
             return unpack_array(buf)
         for stage in reversed(self._coders):
             a = stage.decode(buf)
-            buf = memoryview(np.ascontiguousarray(a)).cast("B")
+            buf = as_bytes(np.ascontiguousarray(a))
         return a
 
     # -- the codec ---------------------------------------------------------------------------

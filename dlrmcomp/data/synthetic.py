@@ -27,24 +27,6 @@ def scale_cardinalities(cards=KAGGLE_CARDINALITIES, scale: float = 1e-3, min_row
     return [int(min(c, max(min_rows, round(c * scale)))) for c in cards]
 
 
-def auc_score(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the rank-sum formula, ties averaged; NaN when one class is absent."""
-    labels = np.asarray(labels).ravel() > 0.5
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    # average rank (1-based) of each run of equal scores
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
-    ends = np.r_[starts[1:], scores.size]
-    ranks = np.empty(scores.size)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 class SyntheticCriteo:
     """Deterministic synthetic click stream; see the module docstring.
 
@@ -147,4 +129,6 @@ class SyntheticCriteo:
     @cached_property
     def bayes_auc(self) -> float:
         """AUC of the ground-truth probabilities on the test set: the ceiling for any model."""
+        from ..train.metrics import auc_score
+
         return auc_score(self._test[2], self._test[3])

@@ -1,0 +1,1 @@
+"""Benchmarks: payload generators, codec sweeps, timers, external tools, the speed-up model."""

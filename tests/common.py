@@ -1,0 +1,94 @@
+"""Shared checks for every codec (numcodecs' tests/common.py, plus the error bound and corruption)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlrmcomp
+from dlrmcomp import codecs
+from dlrmcomp.codecs import frame as framing
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def check_config(codec: codecs.Codec) -> None:
+    """The config is JSON and rebuilds an equal codec."""
+    config = json.loads(json.dumps(codec.get_config()))
+    assert config["id"] == codec.name
+    rebuilt = codecs.from_config(config)
+    assert rebuilt == codec and rebuilt.get_config() == codec.get_config()
+
+
+def check_error_bound(x: np.ndarray, y: np.ndarray, eb_abs: float) -> dict:
+    """0 violations: finite elements within eb_abs, non-finite reproduced bit for bit."""
+    assert y.dtype == x.dtype and y.shape == x.shape
+    report = dlrmcomp.verify(x, y, eb_abs)
+    assert report["violations"] == 0, report
+    nonfinite = ~np.isfinite(x)
+    assert x[nonfinite].tobytes() == y[nonfinite].tobytes()
+    return report
+
+
+def check_encode_decode(x: np.ndarray, codec: codecs.Codec) -> bytes:
+    """Round trip through the codec and through ``dlrmcomp.decompress``; returns the frame."""
+    frame = codec.encode(x)
+    for y in (codec.decode(frame), dlrmcomp.decompress(frame), dlrmcomp.decompress(bytearray(frame))):
+        if codec.lossy:
+            check_error_bound(x, y, codecs.read_header(frame).eb_abs)
+        else:
+            assert y.dtype == x.dtype and y.shape == x.shape
+            assert x.tobytes() == y.tobytes()
+    return frame
+
+
+def check_corruption(frame: bytes, rng: np.random.Generator, n: int = 1000) -> None:
+    """Random byte flips and truncations always raise CorruptStreamError."""
+    for i in range(n):
+        bad = bytearray(frame)
+        if i % 2:
+            bad = bad[: int(rng.integers(0, len(frame)))]
+        else:
+            pos = int(rng.integers(0, len(frame)))
+            bad[pos] ^= int(rng.integers(1, 256))
+        with pytest.raises(dlrmcomp.CorruptStreamError):
+            dlrmcomp.decompress(bytes(bad))
+
+
+def check_tampered_payload(frame: bytes, rng: np.random.Generator, n: int = 200) -> None:
+    """Flips inside the payload with a recomputed checksum: a clean error or a well-formed array."""
+    header, payload = framing.unpack(frame)
+    start = len(frame) - 4 - len(payload)
+    for _ in range(n):
+        body = bytearray(frame[:-4])
+        if len(payload):
+            body[start + int(rng.integers(0, len(payload)))] ^= int(rng.integers(1, 256))
+        forged = bytes(body) + framing._CRC.pack(framing.zlib.crc32(bytes(body)))
+        try:
+            y = dlrmcomp.decompress(forged)
+        except dlrmcomp.CorruptStreamError:
+            continue
+        assert y.dtype == header.dtype and y.shape == header.shape
+
+
+def check_backwards_compatibility(name: str, arrays: list[np.ndarray], codec: codecs.Codec) -> None:
+    """Frozen frames under tests/fixtures/frames/<name>/ must still decode to the stored arrays.
+
+    Set DLRMCOMP_WRITE_FIXTURES=1 to (re)write missing fixtures; CI never writes.
+    """
+    root = FIXTURES / "frames" / name.replace("+", "_")
+    for i, x in enumerate(arrays):
+        frame_path, array_path = root / f"{i:02d}.frame", root / f"{i:02d}.npy"
+        if not frame_path.exists():
+            if os.environ.get("DLRMCOMP_WRITE_FIXTURES") != "1":
+                pytest.fail(f"missing fixture {frame_path}; write it with DLRMCOMP_WRITE_FIXTURES=1")
+            root.mkdir(parents=True, exist_ok=True)
+            frame = codec.encode(x)
+            frame_path.write_bytes(frame)
+            np.save(array_path, dlrmcomp.decompress(frame))
+        expected = np.load(array_path)
+        got = dlrmcomp.decompress(frame_path.read_bytes())
+        assert got.dtype == expected.dtype and got.shape == expected.shape and got.tobytes() == expected.tobytes()
