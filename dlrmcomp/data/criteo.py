@@ -43,6 +43,8 @@ class Vocabulary:
 
     def encode(self, table: int, raw: np.ndarray) -> np.ndarray:
         keys = self.keys[table]
+        if keys.size == 0:
+            return np.zeros(raw.shape, dtype=np.int64)
         pos = np.searchsorted(keys, raw)
         hit = (pos < keys.size) & (keys[np.minimum(pos, keys.size - 1)] == raw) & (raw >= 0)
         return np.where(hit, pos + 1, 0)

@@ -37,17 +37,31 @@ class DenseArch(nn.Module):
 
 
 class SparseArch(nn.Module):
-    """One sum-pooled ``EmbeddingBag`` per table: batch -> T tensors of [B, D] (the payload)."""
+    """Sum-pooled embedding tables, fused into one ``EmbeddingBag`` (like FBGEMM's TBE).
+
+    batch -> T tensors of [B, D]: the all-to-all payload. Table t owns rows
+    ``row_offsets[t]:row_offsets[t+1]`` of ``weight``; :meth:`table` returns its view.
+    """
 
     def __init__(self, table_sizes: Sequence[int], dim: int, sparse_grad: bool = True):
         super().__init__()
-        self.tables = nn.ModuleList(nn.EmbeddingBag(n, dim, mode="sum", sparse=sparse_grad) for n in table_sizes)
-        for table in self.tables:  # the reference's init: U(-sqrt(1/n), sqrt(1/n))
-            bound = np.sqrt(1.0 / table.num_embeddings)
-            nn.init.uniform_(table.weight, -bound, bound)
+        self.table_sizes = [int(n) for n in table_sizes]
+        self.register_buffer("row_offsets", torch.tensor(np.r_[0, np.cumsum(self.table_sizes)], dtype=torch.int64),
+                             persistent=False)
+        self.bag = nn.EmbeddingBag(sum(self.table_sizes), dim, mode="sum", sparse=sparse_grad)
+        with torch.no_grad():  # the reference's init: U(-sqrt(1/n), sqrt(1/n)) per table
+            for t, n in enumerate(self.table_sizes):
+                self.table(t).uniform_(-np.sqrt(1.0 / n), np.sqrt(1.0 / n))
+
+    def table(self, t: int) -> torch.Tensor:
+        """Rows of table ``t`` [n_t, D] (a view of the fused weight)."""
+        return self.bag.weight[self.row_offsets[t]:self.row_offsets[t + 1]]
 
     def forward(self, batch: Batch) -> list[torch.Tensor]:
-        return [table(idx, off) for table, idx, off in zip(self.tables, batch.indices, batch.offsets)]
+        counts = torch.tensor([0] + [i.numel() for i in batch.indices[:-1]]).cumsum(0)
+        indices = torch.cat([i + r for i, r in zip(batch.indices, self.row_offsets)])
+        offsets = torch.cat([o + c for o, c in zip(batch.offsets, counts)])
+        return list(self.bag(indices, offsets).view(len(self.table_sizes), batch.size, -1).unbind(0))
 
 
 class InteractionArch(nn.Module):

@@ -155,7 +155,7 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        return float(loss)
+        return loss.item()
 
     def _collect_bytes(self) -> None:
         s = self.state

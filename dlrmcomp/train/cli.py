@@ -1,0 +1,50 @@
+"""``dlrmcomp train``: one training run into ``--out`` (log.jsonl, summary.json, dumps/)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from ..models import PRESETS
+from . import PROFILES, profile_config, train
+from .compression import MODES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--profile", choices=sorted(PROFILES), default="smoke", help="run size (other flags override it)")
+    add("--preset", choices=sorted(PRESETS), help="model preset (default: the profile's, else tiny)")
+    add("--data", help="synthetic | criteo:TRAIN[,TEST]")
+    add("--compression", choices=MODES, help="payload compression mode")
+    add("--codec", help="codec name for --compression codec (e.g. quant+ans)")
+    add("--schedule", help="error bounds: env | auto | fixed:EB | FILE.json")
+    add("--early-stage", type=int, help="iterations of the bound decay (default: the schedule's)")
+    add("--grad-codec", help="also compress the payload gradient with this codec")
+    add("--grad-schedule", help="bounds for the gradient (default: --schedule)")
+    add("--iters", type=int)
+    add("--batch-size", type=int)
+    add("--lr", type=float)
+    add("--optimizer", choices=("sgd", "adagrad"))
+    add("--eval-every", type=int)
+    add("--dump-every", type=int, help="EMB dump every K iterations (0: none)")
+    add("--checkpoint-every", type=int, help="checkpoint every K iterations (0: none)")
+    add("--seed", type=int)
+    add("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add("--no-progress", action="store_true")
+    add("--out", required=True, help="run directory")
+
+
+def main(args: argparse.Namespace) -> int:
+    fields = {f.name for f in dataclasses.fields(profile_config(args.profile))}
+    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    cfg = profile_config(args.profile, **overrides)
+    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    keys = ("test_auc", "test_accuracy", "test_logloss", "bayes_auc", "mean_ratio", "seconds")
+    print(json.dumps({k: summary[k] for k in keys}))
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="dlrmcomp train", description=__doc__)
+    add_arguments(p)
+    raise SystemExit(main(p.parse_args()))
