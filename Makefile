@@ -2,15 +2,17 @@
 # and `make test` (set up, then the whole test suite). Both are idempotent.
 PYTHON ?= python3
 VENV ?= .venv
-# CPU wheel by default; a GPU user sets e.g. TORCH_SPEC="torch" (CUDA build) or another pin.
+# CPU wheel by default; with a GPU set e.g. TORCH_SPEC=torch (CUDA build) EXTRAS=dev,gpu-cu12
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 PROFILE ?= demo
 JOBS ?= 2
 BIN := $(VENV)/bin
+# re-install when pyproject.toml changes (or after `rm -r .venv` for another TORCH_SPEC / EXTRAS)
 STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --timeout 1200
 
-.PHONY: setup demo test lab clean-venv
+.PHONY: setup demo test lab
 
 setup: $(STAMP)
 
@@ -19,19 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
-	$(BIN)/python -m ipykernel install --user --name dlrmcomp --display-name "dlrmcomp (.venv)" >/dev/null
-	touch $(STAMP)
+	touch $@
 
 demo: setup
 	$(BIN)/dlrmcomp run --profile $(PROFILE)
 
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax -p no:randomly \
-		--nbval-kernel-name dlrmcomp notebooks/
+	$(PYTEST) tests
+	DLRMCOMP_RUNS_DIR=$$(mktemp -d) $(PYTEST) --nbval-lax notebooks/
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks
-
-clean-venv:
-	rm -rf $(VENV)

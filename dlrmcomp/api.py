@@ -16,7 +16,9 @@ def compress(x, eb: float | None = 0.03, mode: str = "rel", codec: str = "quant+
     ``eb``/``mode`` give the bound of a lossy codec (``mode`` "rel": fraction of the finite value
     range; "abs"); pass ``eb=None`` for a lossless codec. Other ``params`` go to the codec.
     """
-    c = codecs.get(codec, **params) if eb is None else codecs.get(codec, eb=eb, mode=mode, **params)
+    if eb is not None and not codecs.is_lossy(codec):
+        raise ValueError(f"codec {codec!r} is lossless: pass eb=None")
+    c = codecs.get(codec, eb=eb, mode=mode, **params) if codecs.is_lossy(codec) else codecs.get(codec, **params)
     return c.encode(x)
 
 

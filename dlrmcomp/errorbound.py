@@ -71,7 +71,11 @@ class ErrorBound:
 
 
 def decay_multiplier(t: int, decay: str = "step", constant: float = 2.0, early_stage: int = 65536) -> float:
-    """The seeds' ``stage_check(t)``: C at t=0, decaying to 1 at t >= E."""
+    """The seeds' ``stage_check(t)``: C at t=0, decaying to 1 at t >= E.
+
+    >>> [round(decay_multiplier(t), 6) for t in (0, 6553, 6554, 58982, 65536)]
+    [2.0, 2.0, 1.9, 1.1, 1.0]
+    """
     if decay not in DECAYS:
         raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
     c, e = float(constant), int(early_stage)
@@ -86,7 +90,9 @@ def decay_multiplier(t: int, decay: str = "step", constant: float = 2.0, early_s
         return c * (1 - frac * (1 - 1 / c))
     if decay == "log":
         return c * ((1 - math.log(1 + frac * (math.e - 1))) * (1 - 1 / c) + 1 / c)
-    k = math.floor(10 * t / e)  # step
+    # step: the seeds' k = floor(10 t / E) steps at the fractional iterations j E / 10; counting
+    # iteration t at its midpoint puts each step on the nearest whole iteration, round(j E / 10).
+    k = math.floor(10 * (t + 0.5) / e)
     return c * max(1 - k * (1 - 1 / c) / 10, 1 / c)
 
 

@@ -92,3 +92,12 @@ def check_backwards_compatibility(name: str, arrays: list[np.ndarray], codec: co
         expected = np.load(array_path)
         got = dlrmcomp.decompress(frame_path.read_bytes())
         assert got.dtype == expected.dtype and got.shape == expected.shape and got.tobytes() == expected.tobytes()
+
+
+def execute_notebook(stem: str, tmp_path: Path, profile: str = "smoke", **parameters) -> dict:
+    """Run notebooks/<stem>.ipynb with papermill into tmp_path; return its recorded results."""
+    from dlrmcomp.notebook import execute, notebooks_dir, read_results
+
+    run = execute(notebooks_dir() / f"{stem}.ipynb", tmp_path, profile, parameters)
+    assert run.ok, run.error
+    return read_results(run.out_dir)

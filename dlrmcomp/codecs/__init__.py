@@ -9,7 +9,7 @@ True
 """
 from functools import partial
 
-from .base import Codec, ErrorBoundedCodec, available, from_config, get, register, registered
+from .base import Codec, ErrorBoundedCodec, available, from_config, get, is_lossy, register, registered
 from .floats import SZ3, ZFP
 from .frame import FrameHeader, read_header
 from .pipeline import Pipeline, parse_recipe
@@ -24,8 +24,8 @@ RECIPES = (
 
 def register_recipe(recipe: str) -> None:
     """Make ``get(recipe, ...)`` build ``Pipeline(recipe, ...)``."""
-    parse_recipe(recipe)  # validates
-    register(recipe, partial(Pipeline, recipe))
+    quant, _, _ = parse_recipe(recipe)  # validates
+    register(recipe, partial(Pipeline, recipe), lossy=quant)
 
 
 for _recipe in RECIPES:
@@ -34,4 +34,4 @@ register("sz3", SZ3, requires=("pysz",))
 register("zfp", ZFP, requires=("zfpy",))
 
 __all__ = ["Codec", "ErrorBoundedCodec", "FrameHeader", "Pipeline", "RECIPES", "available", "from_config",
-           "get", "read_header", "register", "register_recipe", "registered"]
+           "get", "is_lossy", "read_header", "register", "register_recipe", "registered"]

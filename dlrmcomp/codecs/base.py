@@ -105,7 +105,9 @@ class ErrorBoundedCodec(Codec):
     lossy = True
     dtypes = tuple(np.dtype(t) for t in ("float32", "float64"))
 
-    def __init__(self, eb: float = 0.03, mode: str = "rel"):
+    def __init__(self, eb: float | None = None, mode: str = "rel"):
+        if eb is None:
+            raise ValueError(f"codec {self.codec_id!r} is lossy: give an error bound eb")
         bound = ErrorBound(eb, mode)  # validates
         self.eb, self.mode = bound.value, bound.mode
 
@@ -114,12 +116,19 @@ class ErrorBoundedCodec(Codec):
 
 
 # -- registry ----------------------------------------------------------------------------------
-_registry: dict[str, tuple[Callable[..., Codec], tuple[str, ...]]] = {}
+_registry: dict[str, tuple[Callable[..., Codec], tuple[str, ...], bool]] = {}
 
 
-def register(name: str, factory: Callable[..., Codec], requires: tuple[str, ...] = ()) -> None:
+def register(name: str, factory: Callable[..., Codec], requires: tuple[str, ...] = (), lossy: bool = True) -> None:
     """Register ``factory(**params) -> Codec`` under ``name``; ``requires`` = optional modules."""
-    _registry[name] = (factory, tuple(requires))
+    _registry[name] = (factory, tuple(requires), bool(lossy))
+
+
+def is_lossy(name: str) -> bool:
+    """Whether the registered codec ``name`` takes an error bound."""
+    if name not in _registry:
+        raise ValueError(f"unknown codec {name!r}; registered: {', '.join(_registry)}")
+    return _registry[name][2]
 
 
 def _importable(module: str) -> bool:
@@ -132,7 +141,7 @@ def _importable(module: str) -> bool:
 
 def available() -> list[str]:
     """Registered codec names whose optional dependencies import on this machine."""
-    return [n for n, (_, req) in _registry.items() if all(_importable(m) for m in req)]
+    return [n for n, (_, req, _lossy) in _registry.items() if all(_importable(m) for m in req)]
 
 
 def registered() -> list[str]:
@@ -143,7 +152,7 @@ def get(name: str, **params) -> Codec:
     """A codec by registry name, e.g. ``get("quant+ans", eb=0.01)``."""
     if name not in _registry:
         raise ValueError(f"unknown codec {name!r}; registered: {', '.join(_registry)}")
-    factory, requires = _registry[name]
+    factory, requires, _ = _registry[name]
     missing = [m for m in requires if not _importable(m)]
     if missing:
         raise ValueError(f"codec {name!r} needs {', '.join(missing)}, which is not installed "

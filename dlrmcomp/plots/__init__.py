@@ -1,0 +1,1 @@
+"""Matplotlib figures used by the notebooks, one module per topic (codecs, training, bench)."""
