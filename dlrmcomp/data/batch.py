@@ -41,8 +41,8 @@ class Batch:
         """One-hot batch from dense [B, 13], categorical ids [B, T] and labels [B]."""
         b = dense.shape[0]
         offsets = torch.arange(b, dtype=torch.int64)
-        cats = torch.from_numpy(np.ascontiguousarray(cats, dtype=np.int64))
-        return cls(torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32)),
+        cats = torch.from_numpy(np.array(cats, dtype=np.int64))
+        return cls(torch.from_numpy(np.array(dense, dtype=np.float32)),
                    [cats[:, t].contiguous() for t in range(cats.shape[1])],
                    [offsets] * cats.shape[1],
-                   torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32)))
+                   torch.from_numpy(np.array(labels, dtype=np.float32)))
