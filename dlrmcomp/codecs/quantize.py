@@ -50,67 +50,46 @@ class Grid:
         return max(abs((lo - self.base) / self.step), abs((hi - self.base) / self.step))
 
 
-@numba.njit(cache=True, nogil=True)
-def _range_kernel(flat):
-    lo, hi, any_finite = np.inf, -np.inf, False
-    for i in range(flat.size):
-        v = np.float64(flat[i])
-        if v - v == 0.0:  # finite
-            any_finite = True
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-    if not any_finite:
-        return 0.0, 0.0
-    return lo, hi
+BLOCK = 2048
 
 
 @numba.njit(cache=True, nogil=True)
-def _quantize_kernel(flat, base, step, eb_abs, qmax, esc, codes, escapes):
+def _quantize_kernel(flat, base, step, eb_abs, qmax, esc, codes, recon):
+    """codes[i] = round((x - base) / step), or ``esc`` where the reconstruction, rounded to
+    x's dtype through ``recon`` (a block buffer), misses the bound, the code overflows or x is
+    not finite. Returns the escape count. Branch-free inner loops, so they vectorise."""
     inv = 1.0 / step if step > 0.0 else 0.0
-    cast = escapes[:1].copy()  # stores into it round to the data dtype, as the decoder's do
+    q = np.empty(recon.size, dtype=np.float64)
     n_esc = 0
-    for i in range(flat.size):
-        x = flat[i]
-        v = np.float64(x)
-        t = (v - base) * inv
-        ok = v - v == 0.0 and -qmax <= t <= qmax
-        q = 0
-        if ok:
-            q = np.int64(np.floor(t + 0.5))
-            cast[0] = base + q * step
-            ok = abs(v - np.float64(cast[0])) <= eb_abs
-        if ok:
-            codes[i] = q
-        else:
-            codes[i] = esc
-            escapes[n_esc] = x
-            n_esc += 1
+    for start in range(0, flat.size, recon.size):
+        m = min(recon.size, flat.size - start)
+        for j in range(m):
+            t = (np.float64(flat[start + j]) - base) * inv
+            q[j] = np.floor(t + 0.5)
+            recon[j] = base + q[j] * step
+        for j in range(m):
+            ok = abs(np.float64(flat[start + j]) - np.float64(recon[j])) <= eb_abs and abs(q[j]) <= qmax
+            codes[start + j] = np.int64(q[j]) if ok else esc
+            n_esc += not ok
     return n_esc
 
 
 @numba.njit(cache=True, nogil=True)
-def _dequantize_kernel(codes, base, step, esc, escapes, out):
-    j = 0
+def _dequantize_kernel(codes, base, step, out):
+    """out = base + codes * step, rounded to out's dtype (the same expression as the encoder's)."""
     for i in range(codes.size):
-        c = codes[i]
-        if c == esc:
-            if j >= escapes.size:
-                return -1
-            out[i] = escapes[j]
-            j += 1
-        else:
-            out[i] = base + c * step
-    return j
+        out[i] = base + codes[i] * step
 
 
 def finite_range(x: np.ndarray) -> tuple[float, float]:
-    """(min, max) of the finite values in one pass; (0, 0) if none."""
-    flat = x.reshape(-1)
-    if flat.size == 0:
+    """(min, max) of the finite values; (0, 0) if none."""
+    if x.size == 0:
         return 0.0, 0.0
-    return _range_kernel(flat)
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if math.isfinite(lo) and math.isfinite(hi):
+        return lo, hi
+    finite = x[np.isfinite(x)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -148,18 +127,21 @@ class LinearQuantizer:
         qmax, esc = code_limits(cdt)
         flat = np.ascontiguousarray(x).reshape(-1)
         codes = np.empty(flat.size, dtype=cdt)
-        escapes = np.empty(flat.size, dtype=x.dtype)
-        n_esc = _quantize_kernel(flat, grid.base, grid.step, float(eb_abs), float(qmax), esc, codes, escapes)
-        return Quantized(codes.reshape(x.shape), escapes[:n_esc].copy(), grid)
+        n_esc = _quantize_kernel(flat, grid.base, grid.step, float(eb_abs), float(qmax), esc, codes,
+                                 np.empty(BLOCK, dtype=x.dtype))
+        escapes = flat[codes == esc] if n_esc else flat[:0].copy()
+        return Quantized(codes.reshape(x.shape), escapes, grid)
 
     @staticmethod
     def dequantize(q: Quantized, dtype: np.dtype) -> np.ndarray:
         codes = q.codes.reshape(-1)
         out = np.empty(codes.size, dtype=dtype)
-        _, esc = code_limits(codes.dtype)
-        used = _dequantize_kernel(codes, q.grid.base, q.grid.step, esc, q.escapes.astype(dtype, copy=False), out)
-        if used != q.escapes.size:
-            raise CorruptStreamError(f"escape count mismatch ({used} used, {q.escapes.size} stored)")
+        _dequantize_kernel(codes, q.grid.base, q.grid.step, out)
+        if q.escapes.size or codes.size:
+            at = np.flatnonzero(codes == code_limits(codes.dtype)[1])
+            if at.size != q.escapes.size:
+                raise CorruptStreamError(f"escape count mismatch ({at.size} escape codes, {q.escapes.size} values)")
+            out[at] = q.escapes
         return out.reshape(q.codes.shape)
 
     # -- side information: grid + escapes; the codes travel through the coder stages -------
