@@ -19,6 +19,7 @@ COMMANDS = {
     "compress": ("dlrmcomp.cli", "compress a .npy or raw binary file into a frame"),
     "decompress": ("dlrmcomp.cli", "decompress a frame into a .npy or raw binary file"),
     "info": ("dlrmcomp.cli", "show a frame's header, or the codecs available here"),
+    "train": ("dlrmcomp.train.cli", "train DLRM with (adaptive) compression of the embedding payload"),
 }
 
 
