@@ -20,5 +20,7 @@ def profile_config(profile: str, **overrides) -> TrainConfig:
     return TrainConfig(**{**PROFILES[profile], **overrides})
 
 
-__all__ = ["MODES", "PROFILES", "PayloadCompressor", "TrainConfig", "Trainer", "auc_score", "binary_metrics",
+from .compare import compare, summary_table  # noqa: E402  (needs profile_config)
+
+__all__ = ["MODES", "compare", "summary_table", "PROFILES", "PayloadCompressor", "TrainConfig", "Trainer", "auc_score", "binary_metrics",
            "evaluate", "make_data", "parse_reference_log", "profile_config", "read_jsonl", "train"]
