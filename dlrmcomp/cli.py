@@ -20,6 +20,12 @@ COMMANDS = {
     "decompress": ("dlrmcomp.cli", "decompress a frame into a .npy or raw binary file"),
     "info": ("dlrmcomp.cli", "show a frame's header, or the codecs available here"),
     "train": ("dlrmcomp.train.cli", "train DLRM with (adaptive) compression of the embedding payload"),
+    "quantize": ("dlrmcomp.bench.quantize", "quantize EMB dumps with an error-bound schedule into code files"),
+    "pad": ("dlrmcomp.bench.pad", "repeat EMB dumps into larger batches"),
+    "bench": ("dlrmcomp.bench.benchmark", "every codec on every (table, snapshot) of EMB dumps -> CSV"),
+    "external": ("dlrmcomp.bench.external", "run nvcomp / GPULZ / cuSZ / sz3 executables over dumps into a log"),
+    "parse": ("dlrmcomp.bench.parsers", "per-table harmonic-mean 'cr tc td' from an external tool's log"),
+    "speedup": ("dlrmcomp.bench.speedup", "speed-up of compressed communication from benchmark results"),
 }
 
 
