@@ -116,26 +116,32 @@ def split_runs(tool: str, lines: list[str]) -> list[Run]:
     """Segments of the log with the fields read (last occurrence wins: sz3 prints its ratio twice)."""
     runs: list[Run] = []
     for i, line in enumerate(lines, start=1):
-        if line.startswith(EXECUTING):
-            runs.append(Run(i, line[len(EXECUTING):]))
-            continue
-        if not runs or runs[-1].completed:
-            continue
-        run = runs[-1]
-        done = COMPLETED.match(line)
-        if done:
-            run.table, run.snapshot, run.completed = int(done[1]), int(done[2]), True
-            continue
-        for name, f in FIELDS[tool].items():
-            value = f.match(line)
-            if value is None:
-                continue
-            if math.isnan(value):
-                warn(f"line {i}: cannot read {name} in {line.strip()!r}")
-            else:
-                run.values[name] = value
-            break
+        head, executing, command = line.partition(EXECUTING)  # a cut-off run may leave it mid-line
+        if head:
+            read_line(tool, runs, i, head)
+        if executing:
+            runs.append(Run(i, command))
     return runs
+
+
+def read_line(tool: str, runs: list[Run], i: int, line: str) -> None:
+    """Fields or the ``Completed`` marker of line ``i`` into the open run (ignored between runs)."""
+    if not runs or runs[-1].completed:
+        return
+    run = runs[-1]
+    done = COMPLETED.match(line)
+    if done:
+        run.table, run.snapshot, run.completed = int(done[1]), int(done[2]), True
+        return
+    for name, f in FIELDS[tool].items():
+        value = f.match(line)
+        if value is None:
+            continue
+        if math.isnan(value):
+            warn(f"line {i}: cannot read {name} in {line.strip()!r}")
+        else:
+            run.values[name] = value
+        return
 
 
 def warn(message: str) -> None:
