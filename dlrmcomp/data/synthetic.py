@@ -36,9 +36,9 @@ class SyntheticCriteo:
     ((4, 13), 26, 0.2)
     """
 
-    def __init__(self, scale: float = 1e-3, zipf: float = 1.05, test_size: int = 20000,
+    def __init__(self, scale: float = 1e-3, zipf: float = 1.2, test_size: int = 20000,
                  positive_rate: float = 0.25, latent_dim: int = 4, n_pairs: int = 40,
-                 cat_effect: float = 0.8, interaction: float = 0.6, dense_effect: float = 0.8,
+                 cat_effect: float = 0.8, interaction: float = 0.3, dense_effect: float = 0.8,
                  seed: int = 0):
         self.table_sizes = scale_cardinalities(KAGGLE_CARDINALITIES, scale)
         self.zipf, self.test_size, self.seed = float(zipf), int(test_size), int(seed)

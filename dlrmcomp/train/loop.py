@@ -34,7 +34,7 @@ class TrainConfig:
     preset: str = "tiny"
     data: str = "synthetic"
     scale: float = 1e-3
-    zipf: float = 1.05
+    zipf: float = 1.2
     test_size: int = 20000
     iters: int = 1000
     batch_size: int = 256
