@@ -1,0 +1,110 @@
+"""quantize / pad / bench over EMB dumps: codes, bounds, ratios against the entropy and zstd."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlrmcomp.bench import benchmark, dumps, pad, payload, quantize
+from dlrmcomp.data.dumps import DumpWriter
+from dlrmcomp.errorbound import EBSchedule
+
+SIZES = (1460, 583, 10131227, 305)
+
+
+@pytest.fixture(scope="module")
+def dump_dir(tmp_path_factory):
+    """4 tables x 2 snapshots of a Zipf payload [8192, 32] with a manifest."""
+    d = tmp_path_factory.mktemp("dumps")
+    w = DumpWriter(d, SIZES, dim=32, batch=8192)
+    for k in range(2):
+        w.write(k, 100 * k, payload.embedding_payload(8192, 32, 4, seed=k, cardinalities=SIZES), [0.03] * 4)
+    return d
+
+
+def test_raw_dumps_without_manifest_are_inferred(tmp_path):
+    x = np.arange(64, dtype=np.float32)
+    x.tofile(tmp_path / "EMB_3_iter_7.bin")
+    with pytest.raises(ValueError, match="--dim"):
+        dumps.list_entries(tmp_path)
+    (entry,) = dumps.list_entries(tmp_path, dim=16)
+    assert (entry["table"], entry["snapshot"], entry["shape"]) == (3, 7, [4, 16])
+    assert dumps.load(tmp_path, entry).tolist() == x.reshape(4, 16).tolist()
+
+
+def test_quantize_codes_follow_the_seed():
+    x = np.random.default_rng(0).normal(0, 0.05, (512, 16)).astype(np.float32)
+    c = quantize.quantize_codes(x, 0.03, "int8")
+    step = 2 * c.eb_abs
+    assert c.codes.dtype == np.uint8 and c.codes.min() == 1 and c.escapes.size == 0
+    assert c.eb_abs == pytest.approx(0.03 * float(x.max() - x.min()))
+    seed = np.round(x / step)  # the seed's codes, shifted so the smallest is 1
+    assert np.array_equal(c.codes.astype(int), seed - seed.min() + 1)
+
+
+def test_snapshot_bounds_decay_to_the_table_bound_at_the_decay_stage():
+    s = EBSchedule(tighten_tables=(0,), loosen_tables=(1,), decay="linear")
+    assert quantize.snapshot_bound(s, 0, 0, 10) == pytest.approx(0.02)
+    assert quantize.snapshot_bound(s, 0, 5, 10) == pytest.approx(0.015)
+    assert quantize.snapshot_bound(s, 1, 10, 10) == 0.05 and quantize.snapshot_bound(s, 2, 30, 10) == 0.03
+
+
+def test_quantize_command_writes_codes_and_manifest(dump_dir, tmp_path):
+    out = tmp_path / "codes"
+    subprocess.run([sys.executable, "-m", "dlrmcomp.cli", "quantize", str(dump_dir), "--schedule", "fixed:0.03",
+                    "--decay-stage", "1", "--out", str(out)], check=True, capture_output=True)
+    m = json.loads((out / "manifest.json").read_text())
+    assert len(m["codes"]) == 8 and {e["eb"] for e in m["codes"]} == {0.03}
+    e = m["codes"][0]
+    codes = np.fromfile(out / e["file"], dtype=e["dtype"]).reshape(e["shape"])
+    x = dumps.load(dump_dir, dumps.list_entries(dump_dir)[0])
+    assert np.abs((codes.astype(int) - e["shift"]) * 2 * e["eb_abs"] - x).max() <= e["eb_abs"] * (1 + 1e-6)
+
+
+def test_pad_repeats_rows(dump_dir, tmp_path):
+    pad.pad_dir(dump_dir, tmp_path, copies=3)
+    y, x = dumps.load(tmp_path, dumps.list_entries(tmp_path)[5]), dumps.load(dump_dir, dumps.list_entries(dump_dir)[5])
+    assert y.shape == (3 * 8192, 32) and np.array_equal(y[8192 * 2:], x)
+
+
+@pytest.fixture(scope="module")
+def results(dump_dir):
+    bounds = benchmark.Bounds("dump")
+    names = ["quant+ans", "quant+zstd", "quant+dedup+ans", "zstd"]
+    return benchmark.bench(benchmark.dump_items(dump_dir, bounds), names, repeat=1, progress=False)
+
+
+def test_ans_within_two_percent_of_the_code_entropy(results):
+    lossy = results[results.eb.notna()]
+    by = lossy.set_index(["table", "snapshot", "codec"]).frame_bytes.unstack()
+    gap = by["quant+ans"] / by["entropy0"]
+    assert (gap >= 1).all() and (gap <= 1.02).all(), gap
+    assert results.violations.sum() == 0
+
+
+def test_dedup_ratio_at_least_zstd_and_lossless_far_below(results):
+    summary = benchmark.codec_summary(results).set_index("codec")
+    assert summary.ratio["quant+dedup+ans"] >= summary.ratio["quant+zstd"] > summary.ratio["quant+ans"] > 5
+    assert summary.ratio["zstd"] < summary.ratio["quant+ans"] / 2
+    # codes are int8: ratio vs codes is a quarter of the ratio vs fp32
+    assert summary.ratio_vs_codes["quant+ans"] == pytest.approx(summary.ratio["quant+ans"] / 4, rel=1e-9)
+
+
+def test_table_summary_is_the_harmonic_mean_over_snapshots(results):
+    summary = benchmark.table_summary(results).set_index(["codec", "table"])
+    r = results[(results.codec == "quant+ans") & (results.table == 2)].ratio
+    assert summary.ratio[("quant+ans", 2)] == pytest.approx(2 / (1 / r).sum())
+
+
+def test_bench_command_writes_csv_and_metadata(dump_dir, tmp_path):
+    out = tmp_path / "r.csv"
+    subprocess.run([sys.executable, "-m", "dlrmcomp.cli", "bench", str(dump_dir), "--codecs", "quant+ans,lz4",
+                    "--bounds", "0.01,0.1", "--repeat", "2", "--out", str(out)], check=True, capture_output=True)
+    df = pd.read_csv(out)
+    assert len(df) == 8 * (2 * 2 + 1)  # (entropy0 + quant+ans) x 2 bounds + lz4
+    ans = df[df.codec == "quant+ans"].set_index(["table", "snapshot", "eb"]).ratio.unstack()
+    assert (ans[0.1] > 2 * ans[0.01]).all()
+    meta = json.loads((tmp_path / "r.csv.meta.json").read_text())
+    assert meta["rows"] == len(df) and "--bounds 0.01,0.1" in meta["command"] and meta["versions"]["numpy"]
