@@ -7,13 +7,13 @@ word by word on a hash hit), so the cost is linear in the payload.
 """
 from __future__ import annotations
 
-import numba
+from ._jit import njit
 import numpy as np
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _dedup_kernel(words, inverse, first_rows):
     """words [R, K] unsigned; fills inverse [R] (first-occurrence ids) and first_rows; returns U."""
     n_rows, n_words = words.shape

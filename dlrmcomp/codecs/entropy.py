@@ -90,7 +90,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-import numba
+from ._jit import njit
 import numpy as np
 
 from ..errors import CorruptStreamError
@@ -123,7 +123,7 @@ def _entropy_of_counts(counts: np.ndarray) -> float:
 
 
 # -- shared kernels: histogram, lane bookkeeping ------------------------------------------------
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _histogram(keys, size):
     """Counts (size,) of the values of ``keys`` (n,), which are < size."""
     parts = np.zeros((4, size), np.int64)  # 4 sub-histograms break store-to-load chains
@@ -152,7 +152,7 @@ def _lane_driver(init, step, finish):
     """A kernel running the jitted ``init``/``step``/``finish`` of one coder over all lanes.
     Their first argument is the kernel's context tuple; ctx[7] is always the lane count."""
 
-    @numba.njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True)
     def _run_lanes(ctx, n, chunk, lanes, backwards):
         """Drive a lane coder over n symbols: ``state = step(ctx, state, i)`` for symbol i, lanes in
         order, four lanes interleaved so their dependency chains overlap; ``init(ctx, c, lane,
@@ -206,13 +206,13 @@ def _lane_driver(init, step, finish):
     return _run_lanes
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _lane_begin(ends, c, lanes, lane):
     j = c * lanes + lane
     return ends[j - 1] if j > 0 else 0
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _append(words, first, stop, word_bytes, out, cursor):
     """Write words[first:stop] little-endian into out at cursor[0], advancing it."""
     pos = cursor[0]
@@ -476,12 +476,12 @@ def _normalise_freqs(counts: np.ndarray, scale_bits: int) -> np.ndarray:
 
 # A lane's encoder state is (x, next free word below); words of lane l fill
 # scratch[l*(cap+1) + 1 : (l+1)*(cap+1)] downwards, slot l*(cap+1) absorbs the branchless store.
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_enc_init(ctx, c, lane, count):
     return np.int64(_RANS_LOW), np.int64((lane + 1) * (ctx[3] + 1))
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_enc_step(ctx, st, i):
     keys, enc, scratch = ctx[0], ctx[1], ctx[2]
     x, top = st
@@ -494,7 +494,7 @@ def _rans_enc_step(ctx, st, i):
     return x + enc[s, 3] + q * enc[s, 4], top
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_enc_finish(ctx, c, lane, count, st):
     scratch, cap, out, ends, cursor, lanes = ctx[2], ctx[3], ctx[4], ctx[5], ctx[6], ctx[7]
     x, top = st
@@ -510,7 +510,7 @@ def _rans_enc_finish(ctx, c, lane, count, st):
 _rans_enc_lanes = _lane_driver(_rans_enc_init, _rans_enc_step, _rans_enc_finish)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_encode_kernel(keys, enc, n, chunk, lanes, out, ends):
     """enc (keys, 5) = (x_max, rcp, shift, bias, cmpl) rows; lanes -> out, ends (C*L,); -> bytes used."""
     cap = chunk // lanes + 1
@@ -519,7 +519,7 @@ def _rans_encode_kernel(keys, enc, n, chunk, lanes, out, ends):
     return ctx[6][0]
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_dec_init(ctx, c, lane, count):
     words, ends, lanes = ctx[0], ctx[1], ctx[7]
     p = _lane_begin(ends, c, lanes, lane) >> 1
@@ -530,7 +530,7 @@ def _rans_dec_init(ctx, c, lane, count):
     return x, p
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_dec_step(ctx, st, i):
     words, scale_bits, lut_sym, lut_fb, out = ctx[0], ctx[2], ctx[3], ctx[4], ctx[5]
     x, p = st
@@ -543,7 +543,7 @@ def _rans_dec_step(ctx, st, i):
     return (x << (refill << 4)) | (word & -refill), p + refill
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_dec_finish(ctx, c, lane, count, st):
     x, p = st
     if count > 0 and (x != _RANS_LOW or 2 * p != ctx[1][c * ctx[7] + lane]):
@@ -554,7 +554,7 @@ def _rans_dec_finish(ctx, c, lane, count, st):
 _rans_dec_lanes = _lane_driver(_rans_dec_init, _rans_dec_step, _rans_dec_finish)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _rans_decode_kernel(data, ends, n, chunk, lanes, scale_bits, lut_sym, lut_fb, out):
     """data: u16 words; lut_sym/lut_fb (2**M,): slot -> symbol, freq | (slot - cum) << 16.
     Returns 0 or an error."""
@@ -602,7 +602,7 @@ class Rans(_LaneCoder):
 
 
 # -- Huffman ---------------------------------------------------------------------------------
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _limited_code_lengths(weights, limit):
     """Optimal code lengths (K,) of ``weights`` (K,) ascending, K >= 2, none over ``limit``
     (2**limit >= K): package-merge; a level's leaves used are a prefix of the weights."""
@@ -639,7 +639,7 @@ def _limited_code_lengths(weights, limit):
     return lengths
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _canonical_codes(lengths):
     """Bit-reversed (LSB-first) canonical codes (K,) for code ``lengths`` (K,) in alphabet order."""
     count = np.zeros(17, np.int64)
@@ -662,12 +662,12 @@ def _canonical_codes(lengths):
 
 # A lane's encoder state is (bit buffer, bits in it, next word); words of lane l go to
 # scratch[l*cap : (l+1)*cap] (every step stores the low word, a full one is kept).
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huff_enc_init(ctx, c, lane, count):
     return np.int64(0), np.int64(0), np.int64(lane * ctx[3])
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huff_enc_step(ctx, st, i):
     keys, enc, scratch = ctx[0], ctx[1], ctx[2]
     bits, k, p = st
@@ -679,7 +679,7 @@ def _huff_enc_step(ctx, st, i):
     return bits >> (full << 5), k & 31, p + full
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huff_enc_finish(ctx, c, lane, count, st):
     scratch, cap, out, ends, cursor, lanes = ctx[2], ctx[3], ctx[4], ctx[5], ctx[6], ctx[7]
     bits, k, p = st
@@ -694,7 +694,7 @@ def _huff_enc_finish(ctx, c, lane, count, st):
 _huff_enc_lanes = _lane_driver(_huff_enc_init, _huff_enc_step, _huff_enc_finish)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huffman_encode_kernel(keys, enc, n, chunk, lanes, out, ends):
     """enc (keys,) = reversed code | length << 16; lanes -> out, ends (C*L,); -> bytes used."""
     cap = (chunk // lanes + 1) // 2 + 1  # u32 words: at most 16 bits a symbol
@@ -704,12 +704,12 @@ def _huffman_encode_kernel(keys, enc, n, chunk, lanes, out, ends):
 
 
 # A lane's decoder state is its bit position in the plane's data.
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huff_dec_init(ctx, c, lane, count):
     return 8 * _lane_begin(ctx[1], c, ctx[7], lane)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huff_dec_step(ctx, pos, i):
     words, max_len, lut, out = ctx[0], ctx[2], ctx[3], ctx[4]
     w = np.uint64(pos >> 5)
@@ -719,7 +719,7 @@ def _huff_dec_step(ctx, pos, i):
     return pos + (e >> 16)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huff_dec_finish(ctx, c, lane, count, pos):
     ends, lanes = ctx[1], ctx[7]
     begin, end = _lane_begin(ends, c, lanes, lane), ends[c * lanes + lane]
@@ -731,7 +731,7 @@ def _huff_dec_finish(ctx, c, lane, count, pos):
 _huff_dec_lanes = _lane_driver(_huff_dec_init, _huff_dec_step, _huff_dec_finish)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huffman_decode_kernel(data, ends, n, chunk, lanes, max_len, lut, out):
     """data: u32 words; lut (2**max_len,): low max_len bits -> symbol | length << 16.
     Returns 0 or an error."""
@@ -739,7 +739,7 @@ def _huffman_decode_kernel(data, ends, n, chunk, lanes, max_len, lut, out):
     return _huff_dec_lanes(ctx, n, chunk, lanes, False)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _huffman_lut(codes, lengths, out_keys, max_len):
     lut = np.empty(1 << max_len, np.int32)
     for s in range(codes.size):

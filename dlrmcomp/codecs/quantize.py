@@ -12,7 +12,7 @@ import math
 import struct
 from dataclasses import dataclass
 
-import numba
+from ._jit import njit
 import numpy as np
 
 from ..errors import CorruptStreamError
@@ -53,7 +53,7 @@ class Grid:
 BLOCK = 2048
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _quantize_kernel(flat, base, step, eb_abs, qmax, esc, codes, recon):
     """codes[i] = round((x - base) / step), or ``esc`` where the reconstruction, rounded to
     x's dtype through ``recon`` (a block buffer), misses the bound, the code overflows or x is
@@ -74,7 +74,7 @@ def _quantize_kernel(flat, base, step, eb_abs, qmax, esc, codes, recon):
     return n_esc
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _dequantize_kernel(codes, base, step, out):
     """out = base + codes * step, rounded to out's dtype (the same expression as the encoder's)."""
     for i in range(codes.size):
