@@ -30,11 +30,18 @@ from ..codecs.quantize import LinearQuantizer
 from ..errorbound import EBSchedule, ErrorBound
 from ..io import atomic_write, write_json
 from . import dumps
+from .payload import embedding_payload
 from .quantize import snapshot_bound
 from .sweep import measure
 
 ENTROPY = "entropy0"
 METRICS = ("ratio", "compress_gbps", "decompress_gbps")
+#: notebook sizes: tables x snapshots of a [batch, dim] payload, timed repeats
+PROFILES = {
+    "smoke": {"tables": 4, "snapshots": 2, "batch": 2048, "dim": 16, "repeat": 1},
+    "demo": {"tables": 8, "snapshots": 3, "batch": 8192, "dim": 32, "repeat": 3},
+    "full": {"tables": 26, "snapshots": 4, "batch": 65536, "dim": 64, "repeat": 5},
+}
 
 
 def parse_bounds(spec: str) -> list[float] | str:
@@ -117,6 +124,14 @@ def payload_items(tables: Sequence[Sequence[np.ndarray]], bounds: Sequence[float
             yield t, k, x, bounds
 
 
+def profile_payload(profile: str, seed: int = 0) -> list[list[np.ndarray]]:
+    """``tables[t][k]``: the DESIGN.md payload at the profile's size, one seed per snapshot k."""
+    size = PROFILES[profile]
+    snaps = [embedding_payload(size["batch"], size["dim"], size["tables"], seed=seed + k)
+             for k in range(size["snapshots"])]
+    return [list(t) for t in zip(*snaps)]
+
+
 def harmonic(values) -> float:
     """Harmonic mean of the finite positive values (NaN when there are none)."""
     v = [float(a) for a in values if np.isfinite(a) and a > 0]
@@ -126,7 +141,7 @@ def harmonic(values) -> float:
 def table_summary(df: pd.DataFrame, by: Sequence[str] = ("codec", "table")) -> pd.DataFrame:
     """Harmonic means of ratio and throughputs over snapshots (the artifact parsers' rule)."""
     metrics = [m for m in (*METRICS, "ratio_vs_codes") if m in df]
-    return df.groupby(list(by), sort=False)[metrics].agg(harmonic).reset_index()
+    return df.groupby(list(by), sort=False, dropna=False)[metrics].agg(harmonic).reset_index()
 
 
 def codec_summary(df: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .benchmark import table_summary
+from .benchmark import harmonic, table_summary
 
 
 def stage_costs(cr, tc, td, bandwidth, tq=np.inf, tdq=np.inf) -> np.ndarray:
@@ -84,6 +84,11 @@ def from_bench(df: pd.DataFrame) -> pd.DataFrame:
     summary = table_summary(measured)
     return summary.rename(columns={"ratio": "cr", "compress_gbps": "tc", "decompress_gbps": "td"})[
         ["codec", "table", "cr", "tc", "td"]]
+
+
+def codec_rates(rates: pd.DataFrame) -> pd.DataFrame:
+    """Per-table (codec, table, cr, tc, td) -> per codec, harmonic means over tables."""
+    return rates.groupby("codec", sort=False)[["cr", "tc", "td"]].agg(harmonic).reset_index()
 
 
 def load_results(path) -> pd.DataFrame:
