@@ -18,9 +18,9 @@ from ..errorbound import ErrorBound
 from ..errors import CorruptStreamError
 from . import lossless
 from .base import Codec, ErrorBoundedCodec
-from .dedup import dedup_rows
+from .dedup import dedup_rows, index_dtype
 from .frame import FrameHeader, as_bytes, join_sections, pack_array, split_sections, unpack_array
-from .quantize import CODE_DTYPES, LinearQuantizer, Quantized
+from .quantize import CODE_DTYPES, LinearQuantizer, Quantized, finite_range
 
 CODERS = ("ans", "huffman", "zstd", "lz4", "zlib")
 LEVELED = {"zstd": 1, "zlib": 6}
@@ -116,16 +116,44 @@ class Pipeline(Codec):
 
     # -- the codec ---------------------------------------------------------------------------
     def encode_payload(self, x: np.ndarray, eb_abs: float | None) -> bytes:
-        sections = []
-        if self.lossy:
-            q = self._quantizer.quantize(x, eb_abs)
-            sections.append(LinearQuantizer.pack_side(q))
-            x = q.codes
+        if not self.lossy:
+            streams = dedup_rows(x.reshape(-1, row_width(x.shape))) if self._dedup else (x,)
+            return join_sections([self._code(s) for s in streams])
         if self._dedup:
-            streams = dedup_rows(x.reshape(-1, row_width(x.shape)))
+            q, streams = self._quantize_distinct_rows(x, eb_abs)
         else:
-            streams = (x,)
-        return join_sections(sections + [self._code(s) for s in streams])
+            q = self._quantizer.quantize(x, eb_abs)
+            streams = (q.codes,)
+        return join_sections([LinearQuantizer.pack_side(q)] + [self._code(s) for s in streams])
+
+    def _quantize_distinct_rows(self, x: np.ndarray, eb_abs: float) -> tuple[Quantized, tuple]:
+        """Quantize only the distinct rows of x (rows that repeat exactly share their codes), then
+        dedup the codes: the same streams as quantizing everything first, for a fraction of the work.
+        Escapes are stored per element of x, so with any escape every row is quantized."""
+        rows = x.reshape(-1, row_width(x.shape))
+        distinct, first = dedup_rows(rows)
+        q = self._quantizer.quantize(distinct, eb_abs, value_range=finite_range(x))
+        if q.escapes.size:
+            q = self._quantizer.quantize(x, eb_abs)
+            return q, dedup_rows(q.codes.reshape(rows.shape))
+        unique, second = dedup_rows(q.codes)
+        return q, (unique, second[first].astype(index_dtype(unique.shape[0])))
+
+    def _dedup_streams(self, sections, header: FrameHeader) -> tuple[np.ndarray, np.ndarray]:
+        """(unique rows [U, W], inverse [R]) decoded and checked against the frame's shape."""
+        unique, inverse = self._uncode(sections[0]), self._uncode(sections[1])
+        width = row_width(header.shape)
+        if unique.size % width or inverse.size != header.size // width or inverse.dtype.kind != "u":
+            raise CorruptStreamError(f"{self.name}: dedup streams do not match the frame shape")
+        unique = unique.reshape(-1, width)
+        if inverse.size and (unique.shape[0] == 0 or int(inverse.max()) >= unique.shape[0]):
+            raise CorruptStreamError(f"{self.name}: dedup index out of range")
+        return unique, inverse
+
+    def _check_codes(self, codes: np.ndarray) -> np.ndarray:
+        if codes.dtype not in CODE_DTYPES.values():
+            raise CorruptStreamError(f"{self.name}: codes of dtype {codes.dtype}")
+        return codes
 
     def decode_payload(self, payload, header: FrameHeader) -> np.ndarray:
         sections = split_sections(payload)
@@ -136,14 +164,11 @@ class Pipeline(Codec):
             grid, escapes = LinearQuantizer.unpack_side(sections[0], header.dtype)
             sections = sections[1:]
         if self._dedup:
-            unique, inverse = self._uncode(sections[0]), self._uncode(sections[1])
-            width = row_width(header.shape)
-            if unique.size % width or inverse.size != header.size // width or inverse.dtype.kind != "u":
-                raise CorruptStreamError(f"{self.name}: dedup streams do not match the frame shape")
-            unique = unique.reshape(-1, width)
-            if inverse.size and (unique.shape[0] == 0 or int(inverse.max()) >= unique.shape[0]):
-                raise CorruptStreamError(f"{self.name}: dedup index out of range")
-            values = unique[inverse] if inverse.size else unique[:0]
+            unique, inverse = self._dedup_streams(sections, header)
+            if self.lossy and not escapes.size:  # dequantize the distinct rows only, then gather
+                rows = LinearQuantizer.dequantize(Quantized(self._check_codes(unique), escapes, grid), header.dtype)
+                return rows[inverse].reshape(header.shape)
+            values = unique[inverse]
         else:
             values = self._uncode(sections[0])
         if values.size != header.size:
@@ -151,6 +176,4 @@ class Pipeline(Codec):
         values = values.reshape(header.shape)
         if not self.lossy:
             return values
-        if values.dtype not in CODE_DTYPES.values():
-            raise CorruptStreamError(f"{self.name}: codes of dtype {values.dtype}")
-        return LinearQuantizer.dequantize(Quantized(values, escapes, grid), header.dtype)
+        return LinearQuantizer.dequantize(Quantized(self._check_codes(values), escapes, grid), header.dtype)

@@ -120,8 +120,9 @@ class LinearQuantizer:
             return CODE_DTYPES[self.dtype]
         return CODE_DTYPES["int8"] if grid.max_code(lo, hi) <= code_limits(CODE_DTYPES["int8"])[0] else CODE_DTYPES["int16"]
 
-    def quantize(self, x: np.ndarray, eb_abs: float) -> Quantized:
-        lo, hi = finite_range(x)
+    def quantize(self, x: np.ndarray, eb_abs: float, value_range: tuple[float, float] | None = None) -> Quantized:
+        """Codes of x (x's shape); the grid comes from ``value_range`` (default: x's finite range)."""
+        lo, hi = finite_range(x) if value_range is None else value_range
         grid = Grid.for_range(lo, hi, eb_abs)
         cdt = self.code_dtype(grid, lo, hi)
         qmax, esc = code_limits(cdt)
