@@ -9,7 +9,6 @@ take harmonic means across snapshots (:func:`table_summary`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex

@@ -43,7 +43,7 @@ class LogWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Field:
-    """A value printed on a line starting (after ``lead``) with ``key``; scaled to GB/s or kept."""
+    """A number printed after ``key`` (and ``value``) on a line; ``scale`` converts it to GB/s."""
 
     key: str
     value: str = ""
