@@ -165,9 +165,9 @@ class Pipeline(Codec):
             sections = sections[1:]
         if self._dedup:
             unique, inverse = self._dedup_streams(sections, header)
-            if self.lossy and not escapes.size:  # dequantize the distinct rows only, then gather
-                rows = LinearQuantizer.dequantize(Quantized(self._check_codes(unique), escapes, grid), header.dtype)
-                return rows[inverse].reshape(header.shape)
+            if self.lossy and not escapes.size:  # dequantize while expanding the unique rows
+                codes = self._check_codes(unique)
+                return LinearQuantizer.dequantize_rows(codes, inverse, grid, header.dtype).reshape(header.shape)
             values = unique[inverse]
         else:
             values = self._uncode(sections[0])

@@ -81,6 +81,15 @@ def _dequantize_kernel(codes, base, step, out):
         out[i] = base + codes[i] * step
 
 
+@njit(cache=True, nogil=True)
+def _gather_rows_kernel(codes, inverse, lut, offset, out):
+    """out[r] = lut[codes[inverse[r]] + offset]: dequantize and expand deduplicated rows in one pass."""
+    for r in range(inverse.size):
+        u = inverse[r]
+        for j in range(codes.shape[1]):
+            out[r, j] = lut[np.int64(codes[u, j]) + offset]
+
+
 def finite_range(x: np.ndarray) -> tuple[float, float]:
     """(min, max) of the finite values; (0, 0) if none."""
     if x.size == 0:
@@ -144,6 +153,17 @@ class LinearQuantizer:
                 raise CorruptStreamError(f"escape count mismatch ({at.size} escape codes, {q.escapes.size} values)")
             out[at] = q.escapes
         return out.reshape(q.codes.shape)
+
+    @staticmethod
+    def dequantize_rows(codes: np.ndarray, inverse: np.ndarray, grid: Grid, dtype: np.dtype) -> np.ndarray:
+        """Escape-free unique code rows [U, W] + inverse [R] -> reconstruction [R, W] (= dequantize(codes[inverse]))."""
+        lo, _ = code_limits(codes.dtype)
+        all_codes = np.arange(-lo - 1, lo + 1, dtype=codes.dtype)  # every code, escape included
+        lut = np.empty(all_codes.size, dtype=dtype)
+        _dequantize_kernel(all_codes, grid.base, grid.step, lut)
+        out = np.empty((inverse.size, codes.shape[1]), dtype=dtype)
+        _gather_rows_kernel(codes, inverse, lut, lo + 1, out)
+        return out
 
     # -- side information: grid + escapes; the codes travel through the coder stages -------
     @staticmethod
