@@ -32,9 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     add("--no-progress", action="store_true")
     add("--out", required=True, help="run directory")
+    from ..dist.cli import add_dist_arguments  # --nproc, --backend, ...: model-parallel (dlrmcomp.dist)
+
+    add_dist_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "nproc", None):
+        from ..dist.cli import launch
+
+        return launch(args)
     fields = {f.name for f in dataclasses.fields(profile_config(args.profile))}
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     cfg = profile_config(args.profile, **overrides)

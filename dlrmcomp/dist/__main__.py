@@ -1,0 +1,3 @@
+from .cli import worker_main
+
+raise SystemExit(worker_main())

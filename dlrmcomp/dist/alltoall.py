@@ -1,0 +1,214 @@
+"""The (compressed) all-to-all of pooled embeddings and of their gradients.
+
+Each rank sends, to each destination, one slice per table it owns ([rows, D]); the receiver
+knows every slice's shape (it holds its samples' indices), so only compressed codecs need a
+size exchange. With a codec: encode each slice (its own range and bound), exchange the int64
+sizes with ``all_to_all_single``, then the bytes with ``all_to_all_single`` and variable splits,
+then decode. Without one: one float ``all_to_all_single``. gloo (CPU) and NCCL (CUDA) both
+provide ``all_to_all_single`` with uneven splits, so nothing else carries bytes.
+
+A failing or silent peer surfaces as :class:`RankFailure` once the process group's timeout
+passes (gloo raises on a closed connection at once, and on a stalled peer after the timeout).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .comms import CommCodec
+
+
+class RankFailure(RuntimeError):
+    """A collective failed or timed out: a peer rank died, stalled or broke the connection."""
+
+
+_TIMEOUT_S: dict[str, float] = {"timeout": float("nan")}
+
+
+def set_timeout(seconds: float) -> None:
+    _TIMEOUT_S["timeout"] = float(seconds)
+
+
+@contextmanager
+def guard(op: str):
+    """Turn a backend error in ``op`` into a :class:`RankFailure` that says what happened."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    except RankFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001  - DistBackendError, RuntimeError, ... from the backend
+        rank = dist.get_rank() if dist.is_initialized() else -1
+        raise RankFailure(
+            f"rank {rank}: {op} failed after {time.perf_counter() - t0:.1f} s (timeout "
+            f"{_TIMEOUT_S['timeout']:g} s): a peer rank died, stalled or closed its connection "
+            f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]") from exc
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class CommStats:
+    """One direction's counters since the last :meth:`take`: per table (global ids) bytes raw
+    (fp32) and sent (payload), bytes of the size exchange, and encode / exchange / decode seconds."""
+
+    num_tables: int
+    bytes_raw: np.ndarray = field(init=False)
+    bytes_sent: np.ndarray = field(init=False)
+    size_bytes: int = 0
+    encode_s: float = 0.0
+    exchange_s: float = 0.0
+    decode_s: float = 0.0
+    calls: int = 0
+
+    def __post_init__(self):
+        self.bytes_raw = np.zeros(self.num_tables, np.int64)
+        self.bytes_sent = np.zeros(self.num_tables, np.int64)
+
+    def take(self) -> dict:
+        out = {"bytes_raw": self.bytes_raw.tolist(), "bytes_sent": self.bytes_sent.tolist(),
+               "size_bytes": self.size_bytes, "encode_s": self.encode_s, "exchange_s": self.exchange_s,
+               "decode_s": self.decode_s, "calls": self.calls}
+        self.__post_init__()
+        self.size_bytes, self.encode_s, self.exchange_s, self.decode_s, self.calls = 0, 0.0, 0.0, 0.0, 0
+        return out
+
+
+def _a2a(out: torch.Tensor, inp: torch.Tensor, out_splits: list[int], in_splits: list[int], group, op: str):
+    with guard(op):
+        dist.all_to_all_single(out, inp, out_splits, in_splits, group=group)
+
+
+def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_rows: list[list[int]],
+             recv_tables: list[list[int]], dim: int, codec: CommCodec | None = None, iteration: int = 0,
+             stats: CommStats | None = None, group=None) -> list[list[torch.Tensor]]:
+    """All-to-all of per-table slices.
+
+    ``send[d][j]``: [rows, dim] for destination rank ``d`` and table ``send_tables[d][j]``;
+    ``recv_rows[s][j]``: rows of the slice that rank ``s`` sends of table ``recv_tables[s][j]``.
+    Returns ``recv[s][j]`` float32 [recv_rows[s][j], dim] on the send tensors' device.
+    """
+    world = len(send)
+    device = next((x.device for row in send for x in row), torch.device("cpu"))
+    if stats is not None:
+        stats.calls += 1
+        for d in range(world):
+            for j, t in enumerate(send_tables[d]):
+                stats.bytes_raw[t] += send[d][j].numel() * 4
+    if codec is None:  # raw fp32: one all-to-all, no sizes
+        t0 = time.perf_counter()
+        flat = [x.reshape(-1) for d in range(world) for x in send[d]]
+        inp = torch.cat(flat) if flat else torch.empty(0, device=device)
+        in_splits = [sum(x.numel() for x in send[d]) for d in range(world)]
+        out_splits = [sum(recv_rows[s]) * dim for s in range(world)]
+        out = torch.empty(sum(out_splits), dtype=torch.float32, device=device)
+        _a2a(out, inp.float().contiguous(), out_splits, in_splits, group, "all-to-all (fp32)")
+        _sync(device)
+        if stats is not None:
+            stats.exchange_s += time.perf_counter() - t0
+            for d in range(world):
+                for j, t in enumerate(send_tables[d]):
+                    stats.bytes_sent[t] += send[d][j].numel() * 4
+        pieces = iter(out.split([r * dim for s in range(world) for r in recv_rows[s]]))
+        return [[next(pieces).view(r, dim) for r in recv_rows[s]] for s in range(world)]
+
+    # compressed: encode each slice, (exchange sizes), exchange bytes, decode
+    t0 = time.perf_counter()
+    bufs = [[codec.encode(x.detach().float().contiguous(), t, iteration) for x, t in zip(send[d], send_tables[d])]
+            for d in range(world)]
+    _sync(device)
+    t1 = time.perf_counter()
+    if codec.fixed:
+        recv_sizes = [[codec.encoded_size(r, dim) for r in recv_rows[s]] for s in range(world)]
+    else:
+        sizes = torch.tensor([b.numel() for d in range(world) for b in bufs[d]], dtype=torch.int64, device=device)
+        got = torch.empty(sum(len(r) for r in recv_rows), dtype=torch.int64, device=device)
+        _a2a(got, sizes, [len(r) for r in recv_rows], [len(send_tables[d]) for d in range(world)], group, "all-to-all (sizes)")
+        got = got.cpu().tolist()
+        it = iter(got)
+        recv_sizes = [[next(it) for _ in recv_rows[s]] for s in range(world)]
+        if stats is not None:
+            stats.size_bytes += sizes.numel() * 8
+    flat = [b for d in range(world) for b in bufs[d]]
+    inp = torch.cat(flat) if flat else torch.empty(0, dtype=torch.uint8, device=device)
+    out = torch.empty(sum(map(sum, recv_sizes)), dtype=torch.uint8, device=device)
+    _a2a(out, inp, [sum(r) for r in recv_sizes], [sum(b.numel() for b in bufs[d]) for d in range(world)],
+         group, f"all-to-all ({codec.name})")
+    _sync(device)
+    t2 = time.perf_counter()
+    pieces = iter(out.split([n for s in range(world) for n in recv_sizes[s]]))
+    recv = [[codec.decode(next(pieces), r, dim, t) for r, t in zip(recv_rows[s], recv_tables[s])]
+            for s in range(world)]
+    _sync(device)
+    t3 = time.perf_counter()
+    if stats is not None:
+        stats.encode_s += t1 - t0
+        stats.exchange_s += t2 - t1
+        stats.decode_s += t3 - t2
+        for d in range(world):
+            for b, t in zip(bufs[d], send_tables[d]):
+                stats.bytes_sent[t] += b.numel()
+    return recv
+
+
+class Comm:
+    """The plan's view from one rank: who owns which table, and the two directions' codecs."""
+
+    def __init__(self, plan: list[list[int]], rank: int, dim: int, num_tables: int,
+                 forward: CommCodec | None = None, backward: CommCodec | None = None, group=None):
+        self.plan, self.rank, self.world, self.dim, self.group = plan, rank, len(plan), dim, group
+        self.forward_codec, self.backward_codec = forward, backward
+        self.fwd_stats, self.bwd_stats = CommStats(num_tables), CommStats(num_tables)
+        self.iteration, self.record = 0, True
+
+    def take_stats(self) -> dict:
+        return {"forward": self.fwd_stats.take(), "backward": self.bwd_stats.take()}
+
+
+class PooledAllToAll(torch.autograd.Function):
+    """Forward: send ``send[d][j]`` (this rank's table ``j``) to rank d; backward: the received
+    slices' gradients go back to the table owners with the backward codec, scaled by
+    ``grad_scale`` (1/world: the training loss is a mean over ranks)."""
+
+    @staticmethod
+    def forward(ctx, comm: Comm, send_rows: list[list[int]], recv_rows: list[list[int]], grad_scale: float,
+                *tensors):
+        ctx.comm, ctx.send_rows, ctx.recv_rows, ctx.grad_scale = comm, send_rows, recv_rows, grad_scale
+        w, mine = comm.world, comm.plan[comm.rank]
+        it = iter(tensors)
+        send = [[next(it) for _ in mine] for _ in range(w)]
+        recv = exchange(send, [mine] * w, recv_rows, comm.plan, comm.dim, comm.forward_codec, comm.iteration,
+                        comm.fwd_stats if comm.record else None, comm.group)
+        return tuple(x for s in recv for x in s)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        comm = ctx.comm
+        w, mine, dim = comm.world, comm.plan[comm.rank], comm.dim
+        it = iter(grads)
+        send = [[_grad(next(it), r, dim) for r in ctx.recv_rows[s]] for s in range(w)]
+        back = exchange(send, comm.plan, ctx.send_rows, [mine] * w, dim, comm.backward_codec, comm.iteration,
+                        comm.bwd_stats if comm.record else None, comm.group)
+        scale = ctx.grad_scale
+        return (None, None, None, None, *[x * scale if scale != 1 else x for d in back for x in d])
+
+
+def _grad(g: torch.Tensor | None, rows: int, dim: int) -> torch.Tensor:
+    return torch.zeros(rows, dim) if g is None else g.contiguous()
+
+
+def pooled_all_to_all(comm: Comm, send: list[list[torch.Tensor]], recv_rows: list[list[int]],
+                      grad_scale: float = 1.0) -> list[list[torch.Tensor]]:
+    """Differentiable :func:`exchange` of ``send[d][j]`` (this rank's tables) -> ``recv[s][j]``."""
+    send_rows = [[x.shape[0] for x in row] for row in send]
+    flat = PooledAllToAll.apply(comm, send_rows, recv_rows, grad_scale, *[x for row in send for x in row])
+    it = iter(flat)
+    return [[next(it) for _ in recv_rows[s]] for s in range(comm.world)]

@@ -1,0 +1,181 @@
+"""Model-parallel DLRM: tables sharded table-wise across ranks, MLPs data-parallel (DDP).
+
+Every rank builds the same global batch (batch k is a pure function of (seed, k)), looks up its
+own tables for all samples, and sends each rank the pooled rows of that rank's samples (the
+forward all-to-all); the gradients come back the same way. Rank r's samples are the r-th of
+``world`` near-equal contiguous chunks of the global batch.
+
+Index-aware dedup (``dedup=True``): the receiver holds its samples' indices, so for table t the
+owner sends each distinct row among them once (sorted by id, what ``torch.unique`` gives) and
+the receiver rebuilds the pooled rows with ``embedding_bag(inverse, offsets, rows)``: exact for
+one-hot bags, and the backward then carries one gradient row per distinct id.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.batch import Batch
+from ..models import DLRM
+from .alltoall import Comm, pooled_all_to_all
+
+
+def plan_tables(costs: Sequence[float], world: int) -> list[list[int]]:
+    """Table-wise sharding: greedy longest-processing-time on ``costs`` (sorted table ids per rank)."""
+    load = [0.0] * world
+    plan: list[list[int]] = [[] for _ in range(world)]
+    for t in sorted(range(len(costs)), key=lambda t: (-float(costs[t]), t)):
+        r = min(range(world), key=lambda r: (load[r], r))
+        plan[r].append(t)
+        load[r] += float(costs[t])
+    return [sorted(p) for p in plan]
+
+
+def table_costs(table_sizes: Sequence[int], dim: int, by: str = "size", batch: Batch | None = None) -> list[float]:
+    """Cost per table: ``size`` (rows x dim, memory) or ``lookup`` (measured seconds of the
+    table's ``embedding_bag`` on ``batch``, plus a memory term so empty tables still spread)."""
+    if by == "size":
+        return [float(n) * dim for n in table_sizes]
+    if by != "lookup":
+        raise ValueError(f"cost must be 'size' or 'lookup', got {by!r}")
+    if batch is None:
+        raise ValueError("cost 'lookup' needs a batch to time")
+    import time
+
+    costs = []
+    for t, n in enumerate(table_sizes):
+        w = torch.zeros(n, dim)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            F.embedding_bag(batch.indices[t], w, batch.offsets[t], mode="sum")
+            best = min(best, time.perf_counter() - t0)
+        costs.append(best + 1e-12 * n * dim)
+    return costs
+
+
+def local_sizes(batch_size: int, world: int) -> list[int]:
+    """Samples per rank: near-equal contiguous chunks (the first ``B % world`` get one more)."""
+    return [batch_size // world + (r < batch_size % world) for r in range(world)]
+
+
+def bag_ids(batch: Batch, t: int, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices and offsets (rebased) of samples ``start:stop`` of table ``t``."""
+    off, idx = batch.offsets[t], batch.indices[t]
+    a = int(off[start]) if start < len(off) else idx.numel()
+    b = int(off[stop]) if stop < len(off) else idx.numel()
+    return idx[a:b], off[start:stop] - a
+
+
+class DenseParts(nn.Module):
+    """The data-parallel part: bottom MLP, interaction, top MLP (wrapped in DDP)."""
+
+    def __init__(self, model: DLRM):
+        super().__init__()
+        self.dense_arch, self.interaction_arch, self.over_arch = model.dense_arch, model.interaction_arch, model.over_arch
+
+    def forward(self, dense: torch.Tensor, pooled: list[torch.Tensor]) -> torch.Tensor:
+        return self.over_arch(self.interaction_arch(self.dense_arch(dense), pooled))
+
+
+class ShardedDLRM(nn.Module):
+    """One rank's share of a :class:`~dlrmcomp.models.DLRM`: its tables (one fused
+    ``EmbeddingBag``) and a DDP replica of the MLPs. ``forward(global_batch)`` -> logits of this
+    rank's samples. Built from a full model so every world size starts from the same weights."""
+
+    def __init__(self, full: DLRM, comm: Comm, dedup: bool = False, device: torch.device | str = "cpu",
+                 ddp: bool = True):
+        super().__init__()
+        self.comm, self.dedup, self.device = comm, dedup, torch.device(device)
+        sizes = full.sparse_arch.table_sizes
+        self.num_tables, self.dim = len(sizes), full.sparse_arch.bag.embedding_dim
+        self.tables = list(comm.plan[comm.rank])
+        mine = [sizes[t] for t in self.tables]
+        self.register_buffer("row_offsets", torch.tensor(np.r_[0, np.cumsum(mine)].astype(np.int64)),
+                             persistent=False)
+        self.bag = nn.EmbeddingBag(max(sum(mine), 1), self.dim, mode="sum", sparse=True)
+        with torch.no_grad():
+            for j, t in enumerate(self.tables):
+                self.bag.weight[self.row_offsets[j]:self.row_offsets[j + 1]] = full.sparse_arch.table(t)
+        self.dense = DenseParts(full)
+        self.to(self.device)
+        if ddp:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.dense = DDP(self.dense, device_ids=ids, process_group=comm.group)
+
+    def table(self, j: int) -> torch.Tensor:
+        return self.bag.weight[self.row_offsets[j]:self.row_offsets[j + 1]]
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        comm, w, r = self.comm, self.comm.world, self.comm.rank
+        sizes = local_sizes(batch.size, w)
+        starts = np.r_[0, np.cumsum(sizes)]
+        if self.dedup:
+            send, recv_rows, inverse = self._dedup_payload(batch, starts)
+        else:
+            send = self._pooled_payload(batch, starts)
+            recv_rows = [[sizes[r]] * len(comm.plan[s]) for s in range(w)]
+        recv = pooled_all_to_all(comm, send, recv_rows, grad_scale=1.0 / w)
+        pooled: list[torch.Tensor | None] = [None] * self.num_tables
+        for s in range(w):
+            for j, t in enumerate(comm.plan[s]):
+                x = recv[s][j]
+                if self.dedup:
+                    x = F.embedding_bag(inverse[t][0], x, inverse[t][1], mode="sum")
+                pooled[t] = x
+        a, b = starts[r], starts[r + 1]
+        return self.dense(batch.dense[a:b].to(self.device), pooled)
+
+    def _pooled_payload(self, batch: Batch, starts) -> list[list[torch.Tensor]]:
+        """send[d][j]: pooled rows of this rank's table j for rank d's samples."""
+        if not self.tables:
+            return [[] for _ in range(len(starts) - 1)]
+        counts = torch.tensor([0] + [batch.indices[t].numel() for t in self.tables[:-1]]).cumsum(0)
+        idx = torch.cat([batch.indices[t] + o for t, o in zip(self.tables, self.row_offsets)])
+        off = torch.cat([batch.offsets[t] + c for t, c in zip(self.tables, counts)])
+        out = self.bag(idx.to(self.device), off.to(self.device)).view(len(self.tables), batch.size, self.dim)
+        return [[out[j, starts[d]:starts[d + 1]] for j in range(len(self.tables))] for d in range(len(starts) - 1)]
+
+    def _dedup_payload(self, batch: Batch, starts):
+        """Distinct rows per (table, destination) and, for this rank's own samples, the
+        (inverse, offsets) that rebuild every table's pooled rows."""
+        w, r = len(starts) - 1, self.comm.rank
+        send = []
+        for d in range(w):
+            row = []
+            for j, t in enumerate(self.tables):
+                ids, _ = bag_ids(batch, t, starts[d], starts[d + 1])
+                uniq = torch.unique(ids)
+                row.append(F.embedding((uniq + self.row_offsets[j]).to(self.device), self.bag.weight, sparse=True))
+            send.append(row)
+        inverse, counts = {}, {}
+        for t in range(self.num_tables):
+            ids, off = bag_ids(batch, t, starts[r], starts[r + 1])
+            uniq, inv = torch.unique(ids, return_inverse=True)
+            inverse[t] = (inv.to(self.device), off.to(self.device))
+            counts[t] = uniq.numel()
+        recv_rows = [[counts[t] for t in self.comm.plan[s]] for s in range(w)]
+        return send, recv_rows, inverse
+
+
+def dedup_savings(batch: Batch, world: int) -> dict:
+    """Rows sent without and with index-aware dedup for one global batch split over ``world``
+    ranks (per table and in total; the byte ratio equals the row ratio for a fixed dim)."""
+    sizes = local_sizes(batch.size, world)
+    starts = np.r_[0, np.cumsum(sizes)]
+    raw = np.zeros(batch.num_tables, np.int64)
+    sent = np.zeros(batch.num_tables, np.int64)
+    for t in range(batch.num_tables):
+        for d in range(world):
+            ids, _ = bag_ids(batch, t, starts[d], starts[d + 1])
+            raw[t] += sizes[d]
+            sent[t] += torch.unique(ids).numel()
+    return {"rows_raw": raw.tolist(), "rows_sent": sent.tolist(),
+            "ratio": float(raw.sum() / max(sent.sum(), 1)),
+            "table_ratio": [float(a / b) if b else None for a, b in zip(raw, sent)]}
