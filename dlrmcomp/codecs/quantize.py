@@ -82,12 +82,12 @@ def _dequantize_kernel(codes, base, step, out):
 
 
 @njit(cache=True, nogil=True)
-def _gather_rows_kernel(codes, inverse, lut, offset, out):
-    """out[r] = lut[codes[inverse[r]] + offset]: dequantize and expand deduplicated rows in one pass."""
+def _gather_rows_kernel(rows, inverse, out):
+    """out[r] = rows[inverse[r]] for 2-D rows (a row copy the compiler vectorises)."""
     for r in range(inverse.size):
         u = inverse[r]
-        for j in range(codes.shape[1]):
-            out[r, j] = lut[np.int64(codes[u, j]) + offset]
+        for j in range(rows.shape[1]):
+            out[r, j] = rows[u, j]
 
 
 def finite_range(x: np.ndarray) -> tuple[float, float]:
@@ -157,12 +157,10 @@ class LinearQuantizer:
     @staticmethod
     def dequantize_rows(codes: np.ndarray, inverse: np.ndarray, grid: Grid, dtype: np.dtype) -> np.ndarray:
         """Escape-free unique code rows [U, W] + inverse [R] -> reconstruction [R, W] (= dequantize(codes[inverse]))."""
-        lo, _ = code_limits(codes.dtype)
-        all_codes = np.arange(-lo - 1, lo + 1, dtype=codes.dtype)  # every code, escape included
-        lut = np.empty(all_codes.size, dtype=dtype)
-        _dequantize_kernel(all_codes, grid.base, grid.step, lut)
+        rows = np.empty(codes.shape, dtype=dtype)
+        _dequantize_kernel(codes.reshape(-1), grid.base, grid.step, rows.reshape(-1))
         out = np.empty((inverse.size, codes.shape[1]), dtype=dtype)
-        _gather_rows_kernel(codes, inverse, lut, lo + 1, out)
+        _gather_rows_kernel(rows, inverse, out)
         return out
 
     # -- side information: grid + escapes; the codes travel through the coder stages -------
