@@ -32,6 +32,7 @@ for _recipe in RECIPES:
     register_recipe(_recipe)
 register("sz3", SZ3, requires=("pysz",))
 register("zfp", ZFP, requires=("zfpy",))
+from . import gpu as _gpu  # noqa: E402,F401 - registers gpu:/nvcomp: codecs; imports no cupy
 
 __all__ = ["Codec", "ErrorBoundedCodec", "FrameHeader", "Pipeline", "RECIPES", "available", "from_config",
            "get", "is_lossy", "read_header", "register", "register_recipe", "registered"]

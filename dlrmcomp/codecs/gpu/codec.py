@@ -1,0 +1,626 @@
+"""``gpu:quant+ans`` and ``gpu:quant+dedup+ans``: the CPU recipes, run by batched CuPy kernels.
+
+One call encodes a list of per-table arrays (numpy, cupy or torch CUDA tensors) with one launch
+sequence: range -> quantize (+ escapes) -> dedup -> histogram -> rANS encode -> gather, with four
+host syncs per batch (ranges; unique/escape counts; histograms -> rANS tables; final sizes), never
+one per table. Frames are the CPU recipe's frames (see the package docstring).
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errorbound import ErrorBound
+from ...errors import CorruptStreamError
+from .. import entropy, frame as framing
+from ..base import Codec
+from ..dedup import index_dtype
+from ..pipeline import Pipeline, parse_recipe, row_width
+from ..quantize import Grid, LinearQuantizer, Quantized, code_limits
+
+_ALIGN = 256
+_BLOCK = 256
+_JOB = np.dtype([("src", "<u8"), ("table", "<u8"), ("table2", "<u8"), ("scratch", "<u8"), ("ends", "<u8"),
+                 ("n", "<i8"), ("chunk", "<i8"), ("lane_base", "<i8"), ("lanes", "<i4"), ("width", "<i4"),
+                 ("stride", "<i4"), ("shift", "<i4"), ("mask", "<u4"), ("cap", "<i4"), ("nbins", "<i4"),
+                 ("pad", "<i4")])
+_module = None
+
+
+def _cp():
+    import cupy
+
+    return cupy
+
+
+def kernels():
+    """The compiled RawModule (compiled on first use, cached by CuPy on disk)."""
+    global _module
+    if _module is None:
+        from .kernels import NAMES, SOURCE
+
+        _module = _cp().RawModule(code=SOURCE, options=("-std=c++17",), name_expressions=NAMES)
+    return _module
+
+
+def _fn(name):
+    return kernels().get_function(name)
+
+
+def _ctype(dt: np.dtype) -> str:
+    return {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short"}[np.dtype(dt).name]
+
+
+def as_cupy(x):
+    """numpy / cupy / torch (CUDA or CPU) -> a C-contiguous cupy array (zero-copy where possible)."""
+    cp = _cp()
+    if isinstance(x, cp.ndarray):
+        return cp.ascontiguousarray(x)
+    if type(x).__module__.startswith("torch"):
+        if not x.is_cuda:
+            return cp.asarray(x.detach().numpy())
+        return cp.ascontiguousarray(cp.from_dlpack(x.detach().contiguous()))
+    return cp.asarray(np.ascontiguousarray(x))
+
+
+def _grid_size(n: int, per_thread: int = 4) -> int:
+    return int(max(1, min(4096, -(-n // (_BLOCK * per_thread)))))
+
+
+def _ord_decode(u: np.ndarray, dt: np.dtype) -> np.ndarray:
+    bits = 8 * dt.itemsize
+    top = np.array(1 << (bits - 1), dtype=u.dtype)
+    raw = np.where(u & top, u & ~top, ~u).astype(u.dtype)
+    return raw.view(dt)
+
+
+def _ord_init(t: int, dt: np.dtype) -> np.ndarray:
+    u = np.dtype(f"u{dt.itemsize}")
+    inf = np.array([np.inf, -np.inf], dt).view(u)
+    top = u.type(1 << (8 * dt.itemsize - 1))
+    enc = np.where(inf & top, ~inf, inf | top).astype(u)
+    return np.tile(enc, t)
+
+
+def _offsets(nbytes: list[int]) -> tuple[np.ndarray, int]:
+    offs, pos = [], 0
+    for n in nbytes:
+        offs.append(pos)
+        pos += -(-max(int(n), 1) // _ALIGN) * _ALIGN
+    return np.array(offs, np.int64), pos
+
+
+# -- host-side plane choice and tables (pure numpy: the CPU rule of entropy._choose_planes) ------
+@dataclass
+class _PlanePlan:
+    counts: np.ndarray      # full histogram (256 or 65536)
+    width: int              # alphabet width in bytes
+    shift: int
+    mask: int
+    present: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.present = np.flatnonzero(self.counts)
+
+    def cost_bits(self) -> float:
+        return entropy._entropy_of_counts(self.counts) + 8.0 * self.present.size * (self.width + 2)
+
+
+def _choose(counts: list[np.ndarray], w: int) -> tuple[int, list[_PlanePlan]]:
+    """(layout, planes) from the histogram of a w-byte stream: counts = [whole] for w <= 2,
+    else the w byte-plane histograms."""
+    if w == 1:
+        return entropy._WHOLE, [_PlanePlan(counts[0], 1, 0, 0xFF)]
+    if w == 2:
+        whole = _PlanePlan(counts[0], 2, 0, 0xFFFF)
+        grid = counts[0].reshape(256, 256)
+        planes = [_PlanePlan(grid.sum(axis=0), 1, 0, 0xFF), _PlanePlan(grid.sum(axis=1), 1, 8, 0xFF)]
+        if whole.present.size <= entropy.MAX_WHOLE_ALPHABET and \
+                whole.cost_bits() <= sum(p.cost_bits() for p in planes):
+            return entropy._WHOLE, [whole]
+        return entropy._BYTES, planes
+    # w == 4 only holds dedup indices of > 65536 unique rows: > 2**15 values, so always bytes
+    return entropy._BYTES, [_PlanePlan(c, 1, 8 * b, 0xFF) for b, c in enumerate(counts)]
+
+
+@dataclass
+class _Stream:
+    """One coded stream of one table: where its values live on the device and how it is coded."""
+
+    ptr: int            # device pointer of the values
+    load: int           # bytes loaded per value (1, 2 or 4)
+    dtype: np.dtype     # stream dtype written in the header
+    n: int
+    layout: int = 0
+    planes: list = field(default_factory=list)
+    jobs: list = field(default_factory=list)  # encode job index per plane (None: constant plane)
+    hist: list = field(default_factory=list)  # histogram job indices
+
+
+@dataclass
+class EncodedBatch:
+    """Device-resident result of :meth:`GpuPipeline.encode_device`; :meth:`frames` makes bytes."""
+
+    codec: "GpuPipeline"
+    arrays: list
+    bounds: list
+    grids: list
+    code_dtypes: list
+    streams: list            # per table: list of _Stream
+    codes: list              # per table: cupy codes array (for escapes)
+    esc_counts: np.ndarray
+    job_heads: list          # per job: (head bytes, table bytes)
+    ends: object             # cupy int64 global inclusive lane ends
+    lane_base: np.ndarray
+    n_lanes: np.ndarray
+    data: object             # cupy uint8 output
+    data_off: np.ndarray
+    data_size: np.ndarray
+
+    @property
+    def nbytes_data(self) -> int:
+        return int(self.data_size.sum())
+
+    def frames(self) -> list[bytes]:
+        cp = _cp()
+        ends = cp.asnumpy(self.ends)
+        data = cp.asnumpy(self.data)
+        out = []
+        for t, x in enumerate(self.arrays):
+            codes = self.codes[t]
+            if self.esc_counts[t]:
+                esc = code_limits(self.code_dtypes[t])[1]
+                idx = cp.flatnonzero(codes.reshape(-1) == esc)
+                escapes = cp.asnumpy(x.reshape(-1)[idx])
+            else:
+                escapes = np.empty(0, x.dtype)
+            sections = [LinearQuantizer.pack_side(Quantized(None, escapes, self.grids[t]))]
+            for s in self.streams[t]:
+                sections.append(self._stream_bytes(s, ends, data))
+            header = framing.FrameHeader(self.codec.frame_config(), np.dtype(x.dtype), tuple(x.shape), self.bounds[t])
+            out.append(framing.pack(header, framing.join_sections(sections)))
+        return out
+
+    def _stream_bytes(self, s: _Stream, ends: np.ndarray, data: np.ndarray) -> bytes:
+        rans = entropy.Rans(self.codec.lanes, self.codec.chunk)
+        parts = [rans._header(s.dtype, s.layout, s.n)]
+        size = len(parts[0])
+        if s.n == 0:
+            return parts[0]
+        for plane, j in zip(s.planes, s.jobs):
+            head = struct.pack("<I", plane.present.size) + plane.present.astype(f"<u{plane.width}").tobytes()
+            if j is None:
+                parts.append(head)
+                size += len(head)
+                continue
+            table = self.job_heads[j]
+            pad = bytes(entropy._pad_to_4(size + len(head) + len(table)))
+            lb, nl = int(self.lane_base[j]), int(self.n_lanes[j])
+            base = ends[lb - 1] if lb else 0
+            lane_ends = (ends[lb:lb + nl] - base).astype("<u4").tobytes()
+            body = data[self.data_off[j]:self.data_off[j] + self.data_size[j]].tobytes()
+            for part in (head, table, pad, lane_ends, body):
+                parts.append(part)
+                size += len(part)
+        return b"".join(parts)
+
+
+class GpuPipeline(Codec):
+    """``quant+ans`` / ``quant+dedup+ans`` on a CUDA GPU through CuPy; CPU-format frames.
+
+    ``lanes``/``chunk`` set the rANS lane layout (the CPU defaults give byte-identical frames;
+    other values still decode on the CPU, as the stream header carries them).
+    """
+
+    lossy = True
+    dtypes = tuple(np.dtype(t) for t in ("float32", "float64"))
+
+    def __init__(self, recipe: str = "quant+dedup+ans", eb: float | None = None, mode: str = "rel",
+                 dtype: str = "auto", lanes: int = 32, chunk: int = 1 << 18):
+        quant, dedup, coders = parse_recipe(recipe)
+        if not quant or coders != ("ans",):
+            raise ValueError(f"GPU recipes are quant+ans and quant+dedup+ans, got {recipe!r}")
+        if eb is None:
+            raise ValueError(f"codec {recipe!r} is lossy: give an error bound eb")
+        self._recipe, self._dedup = recipe, dedup
+        self._bound = ErrorBound(eb, mode)
+        self.eb, self.mode = self._bound.value, self._bound.mode
+        LinearQuantizer(dtype)  # validates
+        self.dtype = dtype
+        entropy.Rans(lanes, chunk)  # validates
+        self.lanes, self.chunk = int(lanes), int(chunk)
+
+    @property
+    def name(self) -> str:
+        return f"gpu:{self._recipe}"
+
+    def frame_config(self) -> dict:
+        """The config written into frames: the CPU recipe's, so any machine decodes them."""
+        return Pipeline(self._recipe, eb=self.eb, mode=self.mode, dtype=self.dtype).get_config()
+
+    def resolve_bound(self, x):
+        return self._bound.resolve(x)
+
+    # -- Codec interface (one array) ------------------------------------------------------
+    def encode(self, x) -> bytes:
+        return self.encode_batch([x])[0]
+
+    def decode(self, frame):
+        """Frame -> numpy array (decoded on the GPU)."""
+        return _cp().asnumpy(self.decode_batch([frame])[0])
+
+    def encode_payload(self, x, eb_abs):  # pragma: no cover - encode() is overridden
+        raise NotImplementedError
+
+    def decode_payload(self, payload, header):  # pragma: no cover - decode() is overridden
+        raise NotImplementedError
+
+    # -- batched API ----------------------------------------------------------------------
+    def encode_batch(self, xs) -> list[bytes]:
+        """A list of arrays/tensors -> a list of frames (bytes)."""
+        return self.encode_device(xs).frames()
+
+    def decode_batch(self, frames, out: str = "cupy") -> list:
+        """A list of frames -> a list of cupy arrays (``out="torch"``: torch CUDA tensors)."""
+        plan = decode_plan(list(frames))
+        arrays = run_decode(plan)
+        if out == "torch":
+            import torch
+
+            return [torch.from_dlpack(a) for a in arrays]
+        return arrays
+
+    def encode_device(self, xs, stream=None) -> EncodedBatch:
+        """Encode on the current (or given) CuPy stream; results stay on the device."""
+        cp = _cp()
+        if stream is not None:
+            with cp.cuda.Stream(null=False) if stream == "new" else stream:
+                return self._encode_device(xs)
+        return self._encode_device(xs)
+
+    def _encode_device(self, xs) -> EncodedBatch:
+        cp = _cp()
+        arrays = [as_cupy(x) for x in xs]
+        if not arrays:
+            raise ValueError("encode_batch needs at least one array")
+        dt = np.dtype(arrays[0].dtype)
+        for a in arrays:
+            if np.dtype(a.dtype) != dt or dt not in self.dtypes:
+                raise ValueError(f"{self.name}: all arrays must share one dtype of float32/float64, got {a.dtype}")
+        T = len(arrays)
+        sizes = np.array([a.size for a in arrays], np.int64)
+        d_ptrs = cp.asarray(np.array([a.data.ptr for a in arrays], np.uint64))
+        d_sizes = cp.asarray(sizes)
+        grid_x = _grid_size(int(sizes.max()))
+        # 1. ranges
+        d_rng = cp.asarray(_ord_init(T, dt))
+        _fn(f"range_kernel<{_ctype(dt)}>")((grid_x, T), (_BLOCK,), (d_ptrs, d_sizes, d_rng))
+        rng = _ord_decode(cp.asnumpy(d_rng), dt).reshape(T, 2).astype(np.float64)
+        bounds, grids, cdts, params = [], [], [], np.zeros((T, 4), np.float64)
+        for t in range(T):
+            lo, hi = (float(rng[t, 0]), float(rng[t, 1])) if rng[t, 0] <= rng[t, 1] else (0.0, 0.0)
+            if self.mode == "abs":
+                eb_abs = self.eb
+            else:
+                with np.errstate(over="ignore"):
+                    eb_abs = float(self.eb * (np.float64(hi) - np.float64(lo)))
+            grid = Grid.for_range(lo, hi, eb_abs)
+            cdt = LinearQuantizer(self.dtype).code_dtype(grid, lo, hi)
+            bounds.append(eb_abs), grids.append(grid), cdts.append(cdt)
+            params[t] = (grid.base, grid.step, eb_abs, float(code_limits(cdt)[0]))
+        # 2. quantize, one launch per code dtype
+        code_off, code_total = _offsets([int(s) * c.itemsize for s, c in zip(sizes, cdts)])
+        code_buf = cp.empty(code_total, cp.uint8)
+        codes = [code_buf[o:o + s * c.itemsize].view(c).reshape(a.shape)
+                 for o, s, c, a in zip(code_off, sizes, cdts, arrays)]
+        d_esc = cp.zeros(T, cp.uint64)
+        for cdt in sorted(set(cdts), key=lambda d: d.itemsize):
+            sel = [t for t in range(T) if cdts[t] == cdt]
+            args = (cp.asarray(np.array([arrays[t].data.ptr for t in sel], np.uint64)),
+                    cp.asarray(sizes[sel]), cp.asarray(params[sel]),
+                    cp.asarray(np.array([codes[t].data.ptr for t in sel], np.uint64)),
+                    d_esc[sel[0]:] if sel == list(range(sel[0], sel[0] + len(sel))) else None)
+            esc_out = args[4]
+            if esc_out is None:  # non-contiguous selection: count into a temporary
+                esc_out = cp.zeros(len(sel), cp.uint64)
+            _fn(f"quantize_kernel<{_ctype(dt)},{_ctype(cdt)}>")(
+                (grid_x, len(sel)), (_BLOCK,), (*args[:4], esc_out, np.int32(code_limits(cdt)[1])))
+            if args[4] is None:
+                d_esc[cp.asarray(np.array(sel))] = esc_out
+        # 3. dedup
+        streams: list[list[_Stream]] = []
+        if self._dedup:
+            widths = [row_width(a.shape) for a in arrays]
+            rows = sizes // np.maximum(widths, 1)
+            row_bytes = np.array([w * c.itemsize for w, c in zip(widths, cdts)], np.int32)
+            if np.any(row_bytes % 4) or np.any(sizes == 0):
+                raise ValueError(f"{self.name}: GPU dedup needs non-empty rows of a multiple of 4 bytes "
+                                 f"(got row bytes {sorted(set(row_bytes.tolist()))})")
+            caps = np.array([1 << max(1, int(2 * r - 1).bit_length()) for r in rows], np.int64)
+            slot_off = np.concatenate([[0], np.cumsum(caps)[:-1]]).astype(np.int64)
+            row_off = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
+            slots = cp.full(int(caps.sum()), -1, cp.int32)
+            row_slot = cp.empty(int(rows.sum()), cp.int32)
+            flags = cp.empty(int(rows.sum()), cp.int32)
+            d_codes = cp.asarray(np.array([c.data.ptr for c in codes], np.uint64))
+            d_rows, d_rb = cp.asarray(rows), cp.asarray(row_bytes)
+            d_soff, d_caps, d_roff = cp.asarray(slot_off), cp.asarray(caps), cp.asarray(row_off)
+            gx = _grid_size(int(rows.max()), 1)
+            _fn("dedup_insert")((gx, T), (_BLOCK,), (d_codes, d_rows, d_rb, d_soff, d_caps, slots, row_slot, d_roff))
+            _fn("dedup_flag")((gx, T), (_BLOCK,), (d_rows, d_soff, slots, row_slot, d_roff, flags))
+            incl = cp.cumsum(flags, dtype=cp.int32)
+            uniq_off, uniq_total = _offsets([int(s) * c.itemsize for s, c in zip(sizes, cdts)])
+            uniq_buf = cp.empty(uniq_total, cp.uint8)
+            inverse = cp.empty(int(rows.sum()), cp.uint32)
+            d_uniq = cp.asarray((uniq_off + uniq_buf.data.ptr).astype(np.uint64))
+            _fn("dedup_finish")((gx, T), (_BLOCK,), (d_codes, d_rows, d_rb, d_soff, slots, row_slot, d_roff, incl,
+                                                     d_uniq, inverse))
+            ends_idx = cp.asarray(row_off + rows - 1)
+            counts = cp.concatenate([incl[ends_idx].astype(cp.int64), d_esc.astype(cp.int64)])
+            host = cp.asnumpy(counts)  # sync 2
+            n_unique, esc_counts = host[:T], host[T:]
+            n_unique = n_unique - np.concatenate([[0], n_unique[:-1]])
+            for t in range(T):
+                u = int(n_unique[t])
+                idt = index_dtype(u)
+                streams.append([
+                    _Stream(int(uniq_buf.data.ptr + uniq_off[t]), cdts[t].itemsize, cdts[t], u * int(widths[t])),
+                    _Stream(int(inverse.data.ptr + 4 * row_off[t]), 4, idt, int(rows[t]))])
+            keep = (slots, row_slot, flags, incl, uniq_buf, inverse)
+        else:
+            esc_counts = cp.asnumpy(d_esc).astype(np.int64)  # sync 2
+            for t in range(T):
+                streams.append([_Stream(int(codes[t].data.ptr), cdts[t].itemsize, cdts[t], int(sizes[t]))])
+            keep = ()
+        # 4. histograms of every stream (byte planes for 4-byte streams)
+        hist_jobs, hist_nbins = [], []
+        for ss in streams:
+            for s in ss:
+                w = s.dtype.itemsize
+                specs = [(0, 0xFF if w == 1 else 0xFFFF)] if w <= 2 else [(8 * b, 0xFF) for b in range(4)]
+                for shift, mask in specs:
+                    s.hist.append(len(hist_jobs))
+                    hist_jobs.append((s.ptr, s.n, s.load, shift, mask))
+                    hist_nbins.append(mask + 1)
+        jobs = np.zeros(len(hist_jobs), _JOB)
+        for i, (ptr, n, load, shift, mask) in enumerate(hist_jobs):
+            jobs[i]["src"], jobs[i]["n"], jobs[i]["width"], jobs[i]["stride"] = ptr, n, load, load
+            jobs[i]["shift"], jobs[i]["mask"], jobs[i]["nbins"] = shift, mask, mask + 1
+        hist_off = np.concatenate([[0], np.cumsum(hist_nbins)[:-1]]).astype(np.int64)
+        d_counts = cp.zeros(int(sum(hist_nbins)), cp.uint64)
+        d_jobs = cp.asarray(jobs.view(np.uint8))
+        smem = 4 * min(4096, max(hist_nbins))
+        n_max = max(int(j[1]) for j in hist_jobs)
+        _fn("histogram_kernel")((_grid_size(n_max, 16), len(hist_jobs)), (_BLOCK,),
+                                (d_jobs, d_counts, cp.asarray(hist_off)), shared_mem=smem if max(hist_nbins) <= 4096 else 4 * 256)
+        counts = cp.asnumpy(d_counts).astype(np.int64)  # sync 3
+        # 5. plane choice and rANS tables (host), encode jobs
+        rans = entropy.Rans(self.lanes, self.chunk)
+        cap = self.chunk // self.lanes + 3
+        enc_jobs, job_heads, enc_tables = [], [], []
+        for ss in streams:
+            for s in ss:
+                if s.n == 0:
+                    continue
+                hists = [counts[hist_off[h]:hist_off[h] + hist_nbins[h]] for h in s.hist]
+                s.layout, s.planes = _choose(hists, s.dtype.itemsize)
+                for plane in s.planes:
+                    if plane.present.size == 1:
+                        s.jobs.append(None)
+                        continue
+                    table, rows_enc = rans._code_table(plane.counts[plane.present])
+                    enc = np.zeros((plane.counts.size, 5), np.uint32)
+                    enc[plane.present] = rows_enc.astype(np.uint32)
+                    s.jobs.append(len(enc_jobs))
+                    job_heads.append(table)
+                    enc_tables.append(enc)
+                    enc_jobs.append((s, plane))
+        n_lanes = np.array([-(-s.n // self.chunk) * self.lanes for s, _ in enc_jobs], np.int64)
+        lane_base = np.concatenate([[0], np.cumsum(n_lanes)[:-1]]).astype(np.int64)
+        table_off, table_total = _offsets([e.nbytes for e in enc_tables])
+        scratch_off, scratch_total = _offsets([2 * cap * int(n) for n in n_lanes])
+        data_off, data_total = _offsets([2 * s.n + 4 * int(n) for (s, _), n in zip(enc_jobs, n_lanes)])
+        host_tables = np.zeros(max(table_total, 1), np.uint8)
+        for e, o in zip(enc_tables, table_off):
+            host_tables[o:o + e.nbytes] = e.view(np.uint8).reshape(-1)
+        d_tables = cp.asarray(host_tables)
+        scratch = cp.empty(max(scratch_total, 2), cp.uint8)
+        data = cp.empty(max(data_total, 1), cp.uint8)
+        jobs = np.zeros(len(enc_jobs), _JOB)
+        for i, (s, plane) in enumerate(enc_jobs):
+            jobs[i]["src"], jobs[i]["n"], jobs[i]["width"], jobs[i]["stride"] = s.ptr, s.n, s.load, s.load
+            jobs[i]["shift"], jobs[i]["mask"] = plane.shift, plane.mask
+            jobs[i]["table"] = d_tables.data.ptr + table_off[i]
+            jobs[i]["scratch"] = scratch.data.ptr + scratch_off[i]
+            jobs[i]["chunk"], jobs[i]["lanes"], jobs[i]["cap"] = self.chunk, self.lanes, cap
+            jobs[i]["lane_base"] = lane_base[i]
+        total_lanes = int(n_lanes.sum())
+        d_sizes_l = cp.zeros(max(total_lanes, 1), cp.int64)
+        tops = cp.zeros(max(total_lanes, 1), cp.int32)
+        ends = d_sizes_l
+        data_size = np.zeros(len(enc_jobs), np.int64)
+        if enc_jobs:
+            d_jobs = cp.asarray(jobs.view(np.uint8))
+            _fn("rans_encode")((int(-(-n_lanes.max() // 128)), len(enc_jobs)), (128,), (d_jobs, d_sizes_l, tops))
+            ends = cp.cumsum(d_sizes_l)
+            _fn("rans_gather")((int(min(1024, -(-n_lanes.max() // 8))), len(enc_jobs)), (_BLOCK,),
+                               (d_jobs, ends, tops, cp.asarray(data_off), data))
+            last = cp.asarray(lane_base + n_lanes - 1)
+            first = cp.asarray(np.maximum(lane_base - 1, 0))
+            e_last, e_first = ends[last], ends[first]
+            data_size = cp.asnumpy(e_last - cp.where(cp.asarray(lane_base) > 0, e_first, 0))  # sync 4
+        batch = EncodedBatch(self, arrays, bounds, grids, cdts, streams, codes, esc_counts, job_heads, ends,
+                             lane_base, n_lanes, data, data_off, data_size)
+        batch._keep = (keep, scratch, d_tables, code_buf)
+        return batch
+
+
+# -- decoding -------------------------------------------------------------------------------
+@dataclass
+class DecodePlan:
+    """Host-parsed frames with their lane data staged on the device, ready for :func:`run_decode`."""
+
+    headers: list
+    grids: list
+    escapes: list
+    outputs: list       # per frame: list of cupy stream arrays
+    dedup: list
+    jobs: object        # cupy job array (rANS)
+    n_jobs: int
+    fill: object
+    n_fill: int
+    max_lanes: int
+    max_n: int
+    staging: object
+    expected_n: list
+
+
+def _parse_stream(buf) -> tuple:
+    """Header + planes of an entropy stream (host; the CPU reader's checks)."""
+    data = np.frombuffer(framing.as_bytes(buf), np.uint8)
+    reader = entropy._Reader(data)
+    head = reader.take(entropy._HEADER.size).tobytes()
+    magic, version, code, layout, lanes, chunk, n = entropy._HEADER.unpack(head)
+    if reader.unpack(entropy._HEADER_CHECK)[0] != __import__("zlib").crc32(head):
+        raise CorruptStreamError("entropy-stream header checksum mismatch")
+    if magic != entropy.Rans.magic or version != entropy.VERSION:
+        raise CorruptStreamError("not a Rans v1 stream")
+    if code >= len(entropy.DTYPES) or layout not in (entropy._WHOLE, entropy._BYTES) or lanes < 1 or chunk < 1:
+        raise CorruptStreamError("corrupt entropy-stream header")
+    dtype = entropy.DTYPES[code]
+    w = dtype.itemsize
+    planes = []
+    if n:
+        rans = entropy.Rans()
+        widths = [w] if layout == entropy._WHOLE else [1] * w
+        if layout == entropy._WHOLE and w > 2:
+            raise CorruptStreamError("GPU decoder: whole layout of a wide dtype")  # never written for our streams
+        planes = [rans._read_plane(reader, width, n, chunk, lanes) for width in widths]
+    if reader.pos != data.size:
+        raise CorruptStreamError(f"{data.size - reader.pos} trailing bytes")
+    return dtype, layout, lanes, chunk, n, planes
+
+
+def decode_plan(frames: list) -> DecodePlan:
+    cp = _cp()
+    headers, grids, escapes, outputs, dedups, expected = [], [], [], [], [], []
+    rans_jobs, fill_jobs, blobs = [], [], []  # blobs: host arrays to stage
+    for fr in frames:
+        header, payload = framing.unpack(fr)
+        cid = header.codec.get("id")
+        if cid not in ("quant+ans", "quant+dedup+ans"):
+            raise ValueError(f"the GPU decoder reads quant+ans / quant+dedup+ans frames, not {cid!r}")
+        dedup = cid == "quant+dedup+ans"
+        sections = framing.split_sections(payload)
+        if len(sections) != 2 + dedup:
+            raise CorruptStreamError(f"{cid}: {len(sections)} sections, expected {2 + dedup}")
+        grid, esc = LinearQuantizer.unpack_side(sections[0], header.dtype)
+        outs = []
+        for sec in sections[1:]:
+            dtype, layout, lanes, chunk, n, planes = _parse_stream(sec)
+            out = cp.empty(n, dtype)
+            outs.append(out)
+            w = dtype.itemsize
+            for b, (alphabet, table, ends, body, lane_max) in enumerate(planes):
+                base = out.data.ptr + (0 if layout == entropy._WHOLE else b)
+                width = w if layout == entropy._WHOLE else 1
+                if table is None:
+                    fill_jobs.append((base, n, width, w, int(alphabet[0])))
+                    continue
+                scale_bits, lut_sym, lut_fb = entropy.Rans()._decoder_tables(table, alphabet)
+                words = np.zeros(body.size // 2 + lane_max + 2, np.uint16)
+                words.view(np.uint8)[:body.size] = body
+                k = len(blobs)
+                blobs += [words.view(np.uint8), ends.astype("<u4").view(np.uint8),
+                          lut_sym.astype(np.uint16).view(np.uint8), lut_fb.astype(np.uint32).view(np.uint8)]
+                rans_jobs.append((base, n, width, w, chunk, lanes, scale_bits, k, ends.size))
+        headers.append(header), grids.append(grid), escapes.append(esc), outputs.append(outs), dedups.append(dedup)
+        expected.append(header.size)
+    offs, total = _offsets([b.size for b in blobs])
+    host = np.zeros(max(total, 1), np.uint8)
+    for b, o in zip(blobs, offs):
+        host[o:o + b.size] = b
+    staging = cp.asarray(host)
+    ptr = staging.data.ptr
+    jobs = np.zeros(len(rans_jobs), _JOB)
+    max_lanes = max_n = 1
+    for i, (base, n, width, stride, chunk, lanes, m, k, nl) in enumerate(rans_jobs):
+        jobs[i]["src"], jobs[i]["n"], jobs[i]["width"], jobs[i]["stride"] = base, n, width, stride
+        jobs[i]["scratch"], jobs[i]["ends"] = ptr + offs[k], ptr + offs[k + 1]
+        jobs[i]["table"], jobs[i]["table2"] = ptr + offs[k + 2], ptr + offs[k + 3]
+        jobs[i]["chunk"], jobs[i]["lanes"], jobs[i]["cap"] = chunk, lanes, m
+        max_lanes = max(max_lanes, nl)
+    fills = np.zeros(len(fill_jobs), _JOB)
+    for i, (base, n, width, stride, value) in enumerate(fill_jobs):
+        fills[i]["src"], fills[i]["n"], fills[i]["width"], fills[i]["stride"], fills[i]["mask"] = base, n, width, stride, value
+        max_n = max(max_n, n)
+    return DecodePlan(headers, grids, escapes, outputs, dedups, cp.asarray(jobs.view(np.uint8)), len(rans_jobs),
+                      cp.asarray(fills.view(np.uint8)), len(fill_jobs), max_lanes, max_n, staging, expected)
+
+
+def run_decode(plan: DecodePlan) -> list:
+    """Run the decode kernels of a plan; returns one cupy array per frame (one sync at the end)."""
+    cp = _cp()
+    err = cp.zeros(1, cp.int32)
+    if plan.n_jobs:
+        _fn("rans_decode")((-(-plan.max_lanes // 128), plan.n_jobs), (128,), (plan.jobs, err))
+    if plan.n_fill:
+        _fn("fill_kernel")((_grid_size(plan.max_n), plan.n_fill), (_BLOCK,), (plan.fill,))
+    results, groups = [], {}
+    for f, h in enumerate(plan.headers):
+        outs = plan.outputs[f]
+        codes = outs[0]
+        if codes.dtype not in (np.dtype(np.int8), np.dtype(np.int16)):
+            raise CorruptStreamError(f"codes of dtype {codes.dtype}")
+        width = row_width(h.shape)
+        if plan.dedup[f]:
+            unique, inverse = outs
+            if unique.size % width or inverse.size != h.size // width or inverse.dtype.kind != "u":
+                raise CorruptStreamError("dedup streams do not match the frame shape")
+            n_rows = inverse.size
+        else:
+            if codes.size != h.size:
+                raise CorruptStreamError(f"{codes.size} values decoded, frame says {h.size}")
+            inverse, n_rows = None, h.size // width if width else 0
+        out = cp.empty(h.shape, h.dtype)
+        results.append(out)
+        groups.setdefault((np.dtype(h.dtype), codes.dtype), []).append((f, codes, inverse, out, width, n_rows))
+    esc_found = cp.zeros(len(plan.headers), cp.uint64)
+    bad = cp.zeros(1, cp.int32)
+    for (dt, cdt), items in groups.items():
+        sel = np.array([it[0] for it in items])
+        args = (cp.asarray(np.array([it[1].data.ptr for it in items], np.uint64)),
+                cp.asarray(np.array([it[2].data.ptr if it[2] is not None else 0 for it in items], np.uint64)),
+                cp.asarray(np.array([it[2].dtype.itemsize if it[2] is not None else 0 for it in items], np.int32)),
+                cp.asarray(np.array([it[3].data.ptr for it in items], np.uint64)),
+                cp.asarray(np.array([(plan.grids[i].base, plan.grids[i].step) for i in sel], np.float64)),
+                cp.asarray(np.array([it[5] for it in items], np.int64)),
+                cp.asarray(np.array([it[4] for it in items], np.int64)))
+        nuniq = cp.asarray(np.array([it[1].size // max(it[4], 1) for it in items], np.int64))
+        found = cp.zeros(len(items), cp.uint64)
+        n_max = max(int(it[3].size) for it in items)
+        _fn(f"dequantize_kernel<{_ctype(dt)},{_ctype(cdt)}>")(
+            (_grid_size(n_max), len(items)), (_BLOCK,), (*args, found, np.int32(code_limits(cdt)[1]), nuniq, bad))
+        esc_found[cp.asarray(sel)] = found
+    host = cp.asnumpy(cp.concatenate([err.astype(cp.int64), bad.astype(cp.int64), esc_found.astype(cp.int64)]))
+    if host[0]:
+        raise CorruptStreamError("rANS lane data corrupt")
+    if host[1]:
+        raise CorruptStreamError("dedup index out of range")
+    for f, out in enumerate(results):
+        esc = plan.escapes[f]
+        if int(host[2 + f]) != esc.size:
+            raise CorruptStreamError(f"escape count mismatch ({int(host[2 + f])} escape codes, {esc.size} values)")
+        if esc.size:
+            outs = plan.outputs[f]
+            e = code_limits(outs[0].dtype)[1]
+            width = row_width(plan.headers[f].shape)
+            if plan.dedup[f]:
+                mask = (outs[0].reshape(-1, width) == e)[outs[1].astype(cp.int64)].reshape(-1)
+            else:
+                mask = outs[0] == e
+            out.reshape(-1)[cp.flatnonzero(mask)] = cp.asarray(esc)
+    return results

@@ -1,0 +1,360 @@
+"""CUDA source of the GPU codec kernels (compiled once per process by CuPy's RawModule).
+
+Every kernel is batched: ``blockIdx.y`` picks a job (a table, or an entropy-coded plane) whose
+parameters come from small device arrays, so one launch covers every table of a batch.
+Reconstructions use ``__dmul_rn`` / ``__dadd_rn`` (no FMA contraction), so they match the CPU
+quantizer bit for bit; the rANS kernels follow :mod:`dlrmcomp.codecs.entropy`'s layout exactly.
+"""
+SOURCE = r"""
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef long long i64;
+
+// ---- ordered integer images of floats, so atomicMin/Max work on them ------------------------
+__device__ __forceinline__ u32 ord_enc(float f) {
+    u32 u = __float_as_uint(f); return (u & 0x80000000u) ? ~u : (u | 0x80000000u); }
+__device__ __forceinline__ u64 ord_enc(double f) {
+    u64 u = (u64)__double_as_longlong(f); return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull); }
+__device__ __forceinline__ bool is_fin(float v) { return fabsf(v) <= 3.4028234663852886e38f; }
+__device__ __forceinline__ bool is_fin(double v) { return fabs(v) <= 1.7976931348623157e308; }
+template <typename T> __device__ __forceinline__ T pos_inf();
+template <> __device__ __forceinline__ float pos_inf<float>() { return __int_as_float(0x7f800000); }
+template <> __device__ __forceinline__ double pos_inf<double>() { return __longlong_as_double(0x7ff0000000000000LL); }
+template <typename T> struct OrdT;
+template <> struct OrdT<float> { typedef u32 U; };
+template <> struct OrdT<double> { typedef u64 U; };
+
+// ---- per-table finite min / max --------------------------------------------------------------
+// ptrs[t] -> T data, sizes[t] elements; out[2t] = ord(min), out[2t+1] = ord(max) (pre-set to +-inf)
+template <typename T>
+__global__ void range_kernel(const u64* ptrs, const i64* sizes, typename OrdT<T>::U* out) {
+    const int t = blockIdx.y;
+    const T* x = (const T*)ptrs[t];
+    const i64 n = sizes[t];
+    T lo = pos_inf<T>(), hi = -pos_inf<T>();
+    const i64 stride = (i64)gridDim.x * blockDim.x;
+    i64 i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (sizeof(T) == 4 && ((u64)x & 15) == 0) {
+        const float4* v = (const float4*)x;
+        for (i64 i = i0; i < n / 4; i += stride) {
+            float4 a = v[i];
+            if (is_fin(a.x)) { lo = fmin(lo, (T)a.x); hi = fmax(hi, (T)a.x); }
+            if (is_fin(a.y)) { lo = fmin(lo, (T)a.y); hi = fmax(hi, (T)a.y); }
+            if (is_fin(a.z)) { lo = fmin(lo, (T)a.z); hi = fmax(hi, (T)a.z); }
+            if (is_fin(a.w)) { lo = fmin(lo, (T)a.w); hi = fmax(hi, (T)a.w); }
+        }
+        i0 += (n / 4) * 4;
+    }
+    for (i64 i = i0; i < n; i += stride) {
+        T a = x[i];
+        if (is_fin(a)) { lo = fmin(lo, a); hi = fmax(hi, a); }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        lo = fmin(lo, __shfl_down_sync(0xffffffffu, lo, o));
+        hi = fmax(hi, __shfl_down_sync(0xffffffffu, hi, o));
+    }
+    __shared__ T slo[32], shi[32];
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    if (l == 0) { slo[w] = lo; shi[w] = hi; }
+    __syncthreads();
+    if (w == 0) {
+        const int nw = blockDim.x >> 5;
+        lo = l < nw ? slo[l] : pos_inf<T>();
+        hi = l < nw ? shi[l] : -pos_inf<T>();
+        for (int o = 16; o > 0; o >>= 1) {
+            lo = fmin(lo, __shfl_down_sync(0xffffffffu, lo, o));
+            hi = fmax(hi, __shfl_down_sync(0xffffffffu, hi, o));
+        }
+        if (l == 0 && lo <= hi) {
+            atomicMin(&out[2 * t], ord_enc(lo));
+            atomicMax(&out[2 * t + 1], ord_enc(hi));
+        }
+    }
+}
+
+// ---- error-bounded quantization with escapes -------------------------------------------------
+// params[4t..4t+3] = base, step, eb_abs, qmax; outs[t] -> C codes; esc_count[t] += escapes
+template <typename T, typename C>
+__device__ __forceinline__ C quant1(T v, double base, double step, double inv, double eb, double qmax, C esc, int& n_esc) {
+    const double xv = (double)v;
+    const double q = floor(__dadd_rn(__dmul_rn(__dadd_rn(xv, -base), inv), 0.5));
+    const T r = (T)__dadd_rn(base, __dmul_rn(q, step));
+    const bool ok = fabs(xv - (double)r) <= eb && fabs(q) <= qmax;
+    n_esc += !ok;
+    return ok ? (C)(i64)q : esc;
+}
+
+template <typename T, typename C>
+__global__ void quantize_kernel(const u64* ptrs, const i64* sizes, const double* params, const u64* outs,
+                                unsigned long long* esc_count, int esc_code) {
+    const int t = blockIdx.y;
+    const T* x = (const T*)ptrs[t];
+    C* out = (C*)outs[t];
+    const i64 n = sizes[t];
+    const double base = params[4 * t], step = params[4 * t + 1], eb = params[4 * t + 2], qmax = params[4 * t + 3];
+    const double inv = step > 0.0 ? 1.0 / step : 0.0;
+    const C esc = (C)esc_code;
+    int n_esc = 0;
+    const i64 stride = (i64)gridDim.x * blockDim.x;
+    i64 i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (sizeof(T) == 4 && ((u64)x & 15) == 0 && ((u64)out & (4 * sizeof(C) - 1)) == 0) {
+        const float4* v = (const float4*)x;
+        for (i64 i = i0; i < n / 4; i += stride) {
+            float4 a = v[i];
+            C c0 = quant1<T, C>((T)a.x, base, step, inv, eb, qmax, esc, n_esc);
+            C c1 = quant1<T, C>((T)a.y, base, step, inv, eb, qmax, esc, n_esc);
+            C c2 = quant1<T, C>((T)a.z, base, step, inv, eb, qmax, esc, n_esc);
+            C c3 = quant1<T, C>((T)a.w, base, step, inv, eb, qmax, esc, n_esc);
+            if (sizeof(C) == 1) {
+                uchar4 o = make_uchar4((u8)c0, (u8)c1, (u8)c2, (u8)c3);
+                ((uchar4*)out)[i] = o;
+            } else {
+                ushort4 o = make_ushort4((u16)c0, (u16)c1, (u16)c2, (u16)c3);
+                ((ushort4*)out)[i] = o;
+            }
+        }
+        i0 += (n / 4) * 4;
+    }
+    for (i64 i = i0; i < n; i += stride) out[i] = quant1<T, C>(x[i], base, step, inv, eb, qmax, esc, n_esc);
+    n_esc = __reduce_add_sync(0xffffffffu, (unsigned)n_esc);
+    if ((threadIdx.x & 31) == 0 && n_esc) atomicAdd(&esc_count[t], (unsigned long long)n_esc);
+}
+
+// ---- dequantization (optionally through a dedup index) --------------------------------------
+// codes[t] -> C [U, W]; index[t] -> u8/u16/u32 [R] (iw bytes each; iw = 0: no index, row r is code row r)
+// out[t] -> T [R, W]; params[2t] = base, params[2t+1] = step; rows[t] = R; width[t] = W
+template <typename T, typename C>
+__global__ void dequantize_kernel(const u64* codes, const u64* index, const int* iw, const u64* outs,
+                                  const double* params, const i64* rows, const i64* width,
+                                  unsigned long long* esc_count, int esc_code, const i64* nuniq, int* bad) {
+    const int t = blockIdx.y;
+    const C* c = (const C*)codes[t];
+    T* out = (T*)outs[t];
+    const i64 W = width[t], n = rows[t] * W;
+    const double base = params[2 * t], step = params[2 * t + 1];
+    const int w = iw[t];
+    const u8* idx = (const u8*)index[t];
+    int n_esc = 0;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        i64 src = i;
+        if (w) {
+            const i64 r = i / W;
+            const i64 u = w == 1 ? (i64)idx[r] : w == 2 ? (i64)((const u16*)idx)[r] : (i64)((const u32*)idx)[r];
+            if (u >= nuniq[t]) { atomicExch(bad, 1); continue; }
+            src = u * W + (i - r * W);
+        }
+        const C code = c[src];
+        n_esc += code == (C)esc_code;
+        out[i] = (T)__dadd_rn(base, __dmul_rn((double)code, step));
+    }
+    n_esc = __reduce_add_sync(0xffffffffu, (unsigned)n_esc);
+    if ((threadIdx.x & 31) == 0 && n_esc) atomicAdd(&esc_count[t], (unsigned long long)n_esc);
+}
+
+// ---- dedup: open-addressing hash of rows; the slot keeps the smallest equal row ------------
+// codes[t] -> rows of rb bytes (rb % 4 == 0); slots: int [sum cap], -1 = empty
+__device__ __forceinline__ bool rows_equal(const u32* a, const u32* b, int nw) {
+    for (int k = 0; k < nw; ++k) if (a[k] != b[k]) return false;
+    return true;
+}
+
+__global__ void dedup_insert(const u64* codes, const i64* nrows, const int* row_bytes, const i64* slot_off,
+                             const i64* caps, int* slots, int* row_slot, const i64* row_off) {
+    const int t = blockIdx.y;
+    const i64 R = nrows[t];
+    const int nw = row_bytes[t] >> 2;
+    const u32* base = (const u32*)codes[t];
+    int* table = slots + slot_off[t];
+    const u64 mask = (u64)caps[t] - 1;
+    for (i64 r = (i64)blockIdx.x * blockDim.x + threadIdx.x; r < R; r += (i64)gridDim.x * blockDim.x) {
+        const u32* row = base + r * nw;
+        u64 h = (u64)nw;
+        for (int k = 0; k < nw; ++k) { h = (h ^ row[k]) * 0x9E3779B97F4A7C15ull; h ^= h >> 29; }
+        u64 s = h & mask;
+        while (true) {
+            int cur = ((volatile int*)table)[s];
+            if (cur < 0) {
+                int prev = atomicCAS(&table[s], -1, (int)r);
+                if (prev < 0) break;
+                cur = prev;
+            }
+            if (rows_equal(base + (i64)cur * nw, row, nw)) { atomicMin(&table[s], (int)r); break; }
+            s = (s + 1) & mask;
+        }
+        row_slot[row_off[t] + r] = (int)s;
+    }
+}
+
+// flags[row_off[t] + r] = 1 where row r is the first of its kind
+__global__ void dedup_flag(const i64* nrows, const i64* slot_off, const int* slots, const int* row_slot,
+                           const i64* row_off, int* flags) {
+    const int t = blockIdx.y;
+    const int* table = slots + slot_off[t];
+    for (i64 r = (i64)blockIdx.x * blockDim.x + threadIdx.x; r < nrows[t]; r += (i64)gridDim.x * blockDim.x)
+        flags[row_off[t] + r] = table[row_slot[row_off[t] + r]] == (int)r;
+}
+
+// incl = inclusive scan of flags (all tables); writes inverse (u32) and the unique rows
+__global__ void dedup_finish(const u64* codes, const i64* nrows, const int* row_bytes, const i64* slot_off,
+                             const int* slots, const int* row_slot, const i64* row_off, const int* incl,
+                             const u64* uniq, u32* inverse) {
+    const int t = blockIdx.y;
+    const int* table = slots + slot_off[t];
+    const i64 ro = row_off[t];
+    const int before = ro ? incl[ro - 1] : 0;
+    const int nw = row_bytes[t] >> 2;
+    const u32* src = (const u32*)codes[t];
+    u32* dst = (u32*)uniq[t];
+    for (i64 r = (i64)blockIdx.x * blockDim.x + threadIdx.x; r < nrows[t]; r += (i64)gridDim.x * blockDim.x) {
+        const int rep = table[row_slot[ro + r]];
+        const int id = incl[ro + rep] - 1 - before;
+        inverse[ro + r] = (u32)id;
+        if (rep == (int)r) for (int k = 0; k < nw; ++k) dst[(i64)id * nw + k] = src[r * nw + k];
+    }
+}
+
+// ---- plane jobs: key(i) = (load_w(ptr + i * stride) >> shift) & mask ------------------------
+struct Job {
+    u64 src;      // keys (encode) / output (decode)
+    u64 table;    // encode: u32 [nbins, 5]; decode: u16 lut_sym [2^M] then (aligned) u32 lut_fb at table2
+    u64 table2;
+    u64 scratch;  // encode: u16 scratch words; decode: u16 data words
+    u64 ends;     // u32 lane ends (decode) / lane sizes out index base (encode)
+    i64 n;
+    i64 chunk;
+    i64 lane_base; // first global lane index of this job
+    int lanes;
+    int width;    // bytes loaded / stored per key
+    int stride;   // bytes between keys
+    int shift;
+    u32 mask;
+    int cap;      // encode: u16 words of scratch per lane; decode: scale bits M
+    int nbins;
+    int pad;
+};
+
+__device__ __forceinline__ u32 load_key(const Job& J, i64 i) {
+    const u8* p = (const u8*)J.src + i * J.stride;
+    u32 v = J.width == 1 ? (u32)*p : J.width == 2 ? (u32)*(const u16*)p : *(const u32*)p;
+    return (v >> J.shift) & J.mask;
+}
+
+// histogram of every job's keys into counts + hist_off[job] (nbins each)
+__global__ void histogram_kernel(const Job* jobs, unsigned long long* counts, const i64* hist_off) {
+    const Job J = jobs[blockIdx.y];
+    extern __shared__ u32 sh[];
+    const bool small = J.nbins <= 4096;
+    unsigned long long* out = counts + hist_off[blockIdx.y];
+    if (small) { for (int b = threadIdx.x; b < J.nbins; b += blockDim.x) sh[b] = 0; __syncthreads(); }
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < J.n; i += (i64)gridDim.x * blockDim.x) {
+        const u32 k = load_key(J, i);
+        if (small) atomicAdd(&sh[k], 1u); else atomicAdd(&out[k], 1ull);
+    }
+    if (small) {
+        __syncthreads();
+        for (int b = threadIdx.x; b < J.nbins; b += blockDim.x) if (sh[b]) atomicAdd(&out[b], (unsigned long long)sh[b]);
+    }
+}
+
+// rANS encode: one thread per (chunk, lane) of a job; enc rows (x_max, rcp, shift, bias, cmpl).
+// Words go down from the top of the lane's scratch; sizes[lane_base + j] = lane bytes, tops[...] = first word
+__global__ void rans_encode(const Job* jobs, i64* sizes, int* tops) {
+    const Job J = jobs[blockIdx.y];
+    const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
+    const i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n_chunks * J.lanes) return;
+    const i64 c = j / J.lanes;
+    const int l = (int)(j - c * J.lanes);
+    const i64 start = c * J.chunk;
+    const i64 m = min(J.chunk, J.n - start);
+    const i64 count = m / J.lanes + (l < m % J.lanes);
+    const u32* enc = (const u32*)J.table;
+    u16* s = (u16*)J.scratch + j * J.cap;
+    int pos = J.cap;
+    u64 x = 1u << 15;
+    for (i64 r = count - 1; r >= 0; --r) {
+        const u32 k = load_key(J, start + r * J.lanes + l);
+        const u32* e = enc + 5 * k;
+        if (x >= e[0]) { s[--pos] = (u16)(x & 0xFFFF); x >>= 16; }
+        const u64 q = (x * (u64)e[1]) >> e[2];
+        x = x + e[3] + q * e[4];
+    }
+    if (count > 0) { s[--pos] = (u16)(x >> 16); s[--pos] = (u16)(x & 0xFFFF); }
+    sizes[J.lane_base + j] = count > 0 ? 2 * (i64)(J.cap - pos) : 0;
+    tops[J.lane_base + j] = pos;
+}
+
+// copy each lane's words (one warp per lane) to out + (lane's begin); ends = inclusive scan of sizes (global),
+// job data begins at out_off[job] bytes, and the job's first lane has global scan base ends[lane_base - 1]
+__global__ void rans_gather(const Job* jobs, const i64* ends, const int* tops, const i64* out_off, u8* out) {
+    const Job J = jobs[blockIdx.y];
+    const i64 n_lanes = ((J.n + J.chunk - 1) / J.chunk) * J.lanes;
+    const i64 base = J.lane_base ? ends[J.lane_base - 1] : 0;
+    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, l = threadIdx.x & 31;
+    const int nwarps = (gridDim.x * blockDim.x) >> 5;
+    for (i64 j = warp; j < n_lanes; j += nwarps) {
+        const i64 g = J.lane_base + j;
+        const i64 begin = (g ? ends[g - 1] : 0) - base;
+        const i64 nw = (ends[g] - (g ? ends[g - 1] : 0)) >> 1;
+        const u16* s = (const u16*)J.scratch + j * J.cap + tops[g];
+        u16* d = (u16*)(out + out_off[blockIdx.y] + begin);
+        for (i64 k = l; k < nw; k += 32) d[k] = s[k];
+    }
+}
+
+// rANS decode: one thread per (chunk, lane); J.scratch = u16 words (zero padded), J.ends = u32 lane ends,
+// J.table = u16 lut_sym, J.table2 = u32 lut_fb (freq | (slot - cum) << 16), J.cap = M; errors -> err[0]
+__global__ void rans_decode(const Job* jobs, int* err) {
+    const Job J = jobs[blockIdx.y];
+    const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
+    const i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n_chunks * J.lanes) return;
+    const i64 c = j / J.lanes;
+    const int l = (int)(j - c * J.lanes);
+    const i64 start = c * J.chunk;
+    const i64 m = min(J.chunk, J.n - start);
+    const i64 count = m / J.lanes + (l < m % J.lanes);
+    const u32* ends = (const u32*)J.ends;
+    const u16* w = (const u16*)J.scratch;
+    const u16* lut_sym = (const u16*)J.table;
+    const u32* lut_fb = (const u32*)J.table2;
+    const int M = J.cap;
+    const u64 mask = (1ull << M) - 1;
+    i64 p = (j ? (i64)ends[j - 1] : 0) >> 1;
+    u64 x = 1u << 15;
+    if (count > 0) { x = (u64)w[p] | ((u64)w[p + 1] << 16); p += 2; }
+    u8* out = (u8*)J.src;
+    for (i64 r = 0; r < count; ++r) {
+        const i64 i = start + r * J.lanes + l;
+        const u64 slot = x & mask;
+        const u16 v = lut_sym[slot];
+        if (J.width == 1) out[i * J.stride] = (u8)v; else *(u16*)(out + i * J.stride) = v;
+        const u32 fb = lut_fb[slot];
+        x = (u64)(fb & 0xFFFF) * (x >> M) + (fb >> 16);
+        if (x < (1u << 15)) { x = (x << 16) | w[p]; ++p; }
+    }
+    if (count > 0 && (x != (1u << 15) || 2 * p != (i64)ends[j])) atomicExch(err, 1);
+}
+
+// constant planes (K == 1): every key is the one symbol
+__global__ void fill_kernel(const Job* jobs) {
+    const Job J = jobs[blockIdx.y];
+    u8* out = (u8*)J.src;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < J.n; i += (i64)gridDim.x * blockDim.x) {
+        if (J.width == 1) out[i * J.stride] = (u8)J.mask; else *(u16*)(out + i * J.stride) = (u16)J.mask;
+    }
+}
+
+"""
+
+NAMES = (
+    "range_kernel<float>", "range_kernel<double>",
+    "quantize_kernel<float,signed char>", "quantize_kernel<float,short>",
+    "quantize_kernel<double,signed char>", "quantize_kernel<double,short>",
+    "dequantize_kernel<float,signed char>", "dequantize_kernel<float,short>",
+    "dequantize_kernel<double,signed char>", "dequantize_kernel<double,short>",
+    "dedup_insert", "dedup_flag", "dedup_finish", "histogram_kernel", "rans_encode", "rans_gather",
+    "rans_decode", "fill_kernel",
+)

@@ -1,0 +1,163 @@
+"""GPU codecs (CuPy): round trip, error bound, CPU <-> GPU cross-compatibility, corrupt frames.
+
+Cross-compatibility property tested here: with the default lanes/chunk, a ``gpu:`` codec writes
+frames byte-identical to the CPU recipe's, and each side decodes the other's frames to the
+identical array. Skipped cleanly without cupy or a CUDA device.
+"""
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlrmcomp
+from dlrmcomp import codecs
+from dlrmcomp.bench.payload import embedding_payload
+
+from common import FIXTURES, check_error_bound
+
+pytestmark = pytest.mark.gpu
+cp = pytest.importorskip("cupy")
+if not codecs.gpu.gpu_available():  # pragma: no cover - CPU CI
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+from dlrmcomp.codecs.gpu.codec import GpuPipeline  # noqa: E402
+
+
+def _has_numba() -> bool:
+    try:
+        import numba  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+needs_cpu = pytest.mark.skipif(not _has_numba(), reason="CPU kernels need numba")
+
+
+def arrays(rng):
+    zipf = embedding_payload(batch=2048, dim=64, n_tables=3, seed=int(rng.integers(1 << 30)), row_cap=5000)
+    special = rng.normal(0, 1, (512, 16)).astype(np.float32)
+    special[3, 2], special[7, 0], special[9, 9] = np.nan, np.inf, -np.inf
+    special[11, 1] = 1e30  # escape: out of the int8 code range
+    return zipf + [special, rng.normal(0, 1, (300, 8)), rng.uniform(-5, 5, (1000, 4)).astype(np.float32)]
+
+
+RECIPES = ["quant+ans", "quant+dedup+ans"]
+CASES = [(r, dt, eb) for r in RECIPES for dt, eb in (("int8", 0.03), ("int16", 0.001), ("auto", 0.01))]
+
+
+@pytest.mark.parametrize("recipe,cdt,eb", CASES)
+def test_round_trip_and_bound(recipe, cdt, eb):
+    rng = np.random.default_rng(1)
+    codec = GpuPipeline(recipe, eb=eb, dtype=cdt)
+    xs = arrays(rng)
+    frames = codec.encode_batch(xs)
+    ys = codec.decode_batch(frames)
+    for x, y, f in zip(xs, ys, frames):
+        check_error_bound(x, cp.asnumpy(y), codecs.read_header(f).eb_abs)
+
+
+@pytest.mark.parametrize("recipe,cdt,eb", CASES)
+def test_torch_in_out(recipe, cdt, eb):
+    torch = pytest.importorskip("torch")
+    x = torch.randn(1024, 32, device="cuda")
+    codec = GpuPipeline(recipe, eb=eb, dtype=cdt)
+    (y,) = codec.decode_batch(codec.encode_batch([x]), out="torch")
+    assert y.is_cuda and y.shape == x.shape
+    check_error_bound(x.cpu().numpy(), y.cpu().numpy(), codecs.read_header(codec.encode(x)).eb_abs)
+
+
+@needs_cpu
+@pytest.mark.parametrize("recipe,cdt,eb", CASES)
+def test_frames_bit_identical_to_cpu(recipe, cdt, eb):
+    rng = np.random.default_rng(2)
+    gpu = GpuPipeline(recipe, eb=eb, dtype=cdt)
+    cpu = codecs.get(recipe, eb=eb, dtype=cdt)
+    xs = arrays(rng)
+    for x, g in zip(xs, gpu.encode_batch(xs)):
+        c = cpu.encode(x)
+        assert g == c
+        assert dlrmcomp.decompress(g).tobytes() == cp.asnumpy(gpu.decode_batch([c])[0]).tobytes()
+
+
+@needs_cpu
+@pytest.mark.parametrize("chunk,lanes", [(1 << 12, 32), (1 << 16, 64)])
+def test_other_lane_layouts_decode_on_cpu(chunk, lanes):
+    rng = np.random.default_rng(3)
+    gpu = GpuPipeline("quant+dedup+ans", eb=0.02, chunk=chunk, lanes=lanes)
+    xs = arrays(rng)
+    for g in gpu.encode_batch(xs):
+        assert dlrmcomp.decompress(g).tobytes() == cp.asnumpy(gpu.decode(g)).tobytes()
+
+
+@pytest.mark.parametrize("name", ["quant_ans", "quant_dedup_ans"])
+def test_gpu_decodes_frozen_cpu_frames(name):
+    codec = GpuPipeline("quant+ans", eb=0.01)
+    root = FIXTURES / "frames" / name
+    paths = sorted(root.glob("*.frame"))
+    assert paths
+    for path in paths:
+        expected = np.load(path.with_suffix(".npy"))
+        got = codec.decode(path.read_bytes())
+        assert got.dtype == expected.dtype and got.shape == expected.shape and got.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_corrupt_frames_raise(recipe):
+    rng = np.random.default_rng(4)
+    codec = GpuPipeline(recipe, eb=0.03)
+    frame = codec.encode(arrays(rng)[0])
+    from dlrmcomp.codecs import frame as framing
+
+    _, payload = framing.unpack(frame)
+    start = len(frame) - 4 - len(payload)
+    for i in range(300):
+        bad = bytearray(frame)
+        if i % 3 == 0:
+            bad = bad[: int(rng.integers(0, len(frame)))]
+        elif i % 3 == 1:
+            bad[int(rng.integers(0, len(frame)))] ^= int(rng.integers(1, 256))
+        else:  # flip inside the payload and re-seal the checksum: clean error or a well-formed array
+            body = bytearray(frame[:-4])
+            body[start + int(rng.integers(0, len(payload)))] ^= int(rng.integers(1, 256))
+            forged = bytes(body) + framing._CRC.pack(framing.zlib.crc32(bytes(body)))
+            try:
+                y = codec.decode(forged)
+            except dlrmcomp.CorruptStreamError:
+                continue
+            assert y.shape == framing.read_header(frame).shape
+            continue
+        with pytest.raises(dlrmcomp.CorruptStreamError):
+            codec.decode(bytes(bad))
+    cp.cuda.runtime.deviceSynchronize()  # no sticky CUDA error after all that
+
+
+def test_registry_lists_gpu_codecs():
+    assert "gpu:quant+dedup+ans" in codecs.available()
+    codec = codecs.get("gpu:quant+dedup+ans", eb=0.03)
+    assert codec.get_config()["id"] == "gpu:quant+dedup+ans"
+    assert codecs.read_header(codec.encode(np.ones((64, 8), np.float32))).codec["id"] == "quant+dedup+ans"
+
+
+def test_write_gpu_fixtures():
+    """With DLRMCOMP_GPU_FIXTURE_OUT=DIR, write GPU frames + expected arrays as DIR/gpu_frames.tar."""
+    out = os.environ.get("DLRMCOMP_GPU_FIXTURE_OUT")
+    if not out:
+        pytest.skip("set DLRMCOMP_GPU_FIXTURE_OUT to write fixtures")
+    rng = np.random.default_rng(5)
+    work = Path(out) / "gpu_frames"
+    work.mkdir(parents=True, exist_ok=True)
+    xs = arrays(rng)
+    for recipe, cdt, eb in CASES[::2] + [("quant+dedup+ans", "int8", 0.05)]:
+        codec = GpuPipeline(recipe, eb=eb, dtype=cdt)
+        for i in (0, 3):
+            frame = codec.encode(xs[i])
+            stem = f"{recipe.replace('+', '_')}_{cdt}_{i}"
+            (work / f"{stem}.frame").write_bytes(frame)
+            np.save(work / f"{stem}.npy", codec.decode(frame))
+    with tarfile.open(Path(out) / "gpu_frames.tar", "w") as tar:
+        tar.add(work, arcname="gpu_frames")
