@@ -67,6 +67,11 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, frames_dir=None):
         frames = batch.frames()
         if recipe == "quant+ans" and codes is None:
             codes = [c.copy() for c in batch.codes]
+        codec._profile = {}
+        codec.encode_device(xs)
+        print(f"profile {label} eb={eb} {recipe} chunk={chunk}: " +
+              ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in codec._profile.items()), flush=True)
+        del codec._profile
         plan = decode_plan(frames)
         ys, td = timed(lambda: run_decode(plan), repeat)
         worst = 0.0
@@ -126,10 +131,10 @@ def main(argv=None):
     rows = []
     for spec in args.bounds.split(","):
         eb, cdt = spec.split(":")
-        rows += run_payload("zipf", zipf, float(eb), cdt, args.repeat, nvcomp_ok, args.out)
+        rows += run_payload("zipf", zipf, float(eb), cdt, args.repeat, nvcomp_ok, None)
         print(pd.DataFrame(rows).tail(12).to_markdown(index=False, floatfmt=".2f"), flush=True)
     uniq = unique_payload(args.batch, args.dim, args.tables)
-    rows += run_payload("no-repeat", uniq, 0.03, "int8", args.repeat, nvcomp_ok, args.out)
+    rows += run_payload("no-repeat", uniq, 0.03, "int8", args.repeat, nvcomp_ok, None)
     copy = copy_gbps(raw, args.repeat)
     rows.append({"payload": "-", "codec": "device-to-device copy (read + write)", "compress_GBps": copy})
     df = pd.DataFrame(rows)

@@ -260,8 +260,14 @@ class GpuPipeline(Codec):
 
     # -- batched API ----------------------------------------------------------------------
     def encode_batch(self, xs) -> list[bytes]:
-        """A list of arrays/tensors -> a list of frames (bytes)."""
-        return self.encode_device(xs).frames()
+        """A list of arrays/tensors -> a list of frames (bytes); one launch sequence per dtype."""
+        xs = [as_cupy(x) for x in xs]
+        out = [None] * len(xs)
+        for dt in {np.dtype(x.dtype) for x in xs}:
+            sel = [i for i, x in enumerate(xs) if np.dtype(x.dtype) == dt]
+            for i, f in zip(sel, self.encode_device([xs[i] for i in sel]).frames()):
+                out[i] = f
+        return out
 
     def decode_batch(self, frames, out: str = "cupy") -> list:
         """A list of frames -> a list of cupy arrays (``out="torch"``: torch CUDA tensors)."""
@@ -283,6 +289,17 @@ class GpuPipeline(Codec):
 
     def _encode_device(self, xs) -> EncodedBatch:
         cp = _cp()
+        prof = getattr(self, "_profile", None)  # a dict: stage -> seconds (adds syncs)
+
+        def stamp(stage, _t=[0.0]):
+            if prof is not None:
+                import time
+                cp.cuda.runtime.deviceSynchronize()
+                now = time.perf_counter()
+                if stage != "start":
+                    prof[stage] = prof.get(stage, 0.0) + now - _t[0]
+                _t[0] = now
+        stamp("start")
         arrays = [as_cupy(x) for x in xs]
         if not arrays:
             raise ValueError("encode_batch needs at least one array")
@@ -299,6 +316,7 @@ class GpuPipeline(Codec):
         d_rng = cp.asarray(_ord_init(T, dt))
         _fn(f"range_kernel<{_ctype(dt)}>")((grid_x, T), (_BLOCK,), (d_ptrs, d_sizes, d_rng))
         rng = _ord_decode(cp.asnumpy(d_rng), dt).reshape(T, 2).astype(np.float64)
+        stamp("range")
         bounds, grids, cdts, params = [], [], [], np.zeros((T, 4), np.float64)
         for t in range(T):
             lo, hi = (float(rng[t, 0]), float(rng[t, 1])) if rng[t, 0] <= rng[t, 1] else (0.0, 0.0)
@@ -330,6 +348,7 @@ class GpuPipeline(Codec):
                 (grid_x, len(sel)), (_BLOCK,), (*args[:4], esc_out, np.int32(code_limits(cdt)[1])))
             if args[4] is None:
                 d_esc[cp.asarray(np.array(sel))] = esc_out
+        stamp("quantize")
         # 3. dedup
         streams: list[list[_Stream]] = []
         if self._dedup:
@@ -375,6 +394,7 @@ class GpuPipeline(Codec):
             for t in range(T):
                 streams.append([_Stream(int(codes[t].data.ptr), cdts[t].itemsize, cdts[t], int(sizes[t]))])
             keep = ()
+        stamp("dedup")
         # 4. histograms of every stream (byte planes for 4-byte streams)
         hist_jobs, hist_nbins = [], []
         for ss in streams:
@@ -397,6 +417,7 @@ class GpuPipeline(Codec):
         _fn("histogram_kernel")((_grid_size(n_max, 16), len(hist_jobs)), (_BLOCK,),
                                 (d_jobs, d_counts, cp.asarray(hist_off)), shared_mem=smem if max(hist_nbins) <= 4096 else 4 * 256)
         counts = cp.asnumpy(d_counts).astype(np.int64)  # sync 3
+        stamp("histogram")
         # 5. plane choice and rANS tables (host), encode jobs
         rans = entropy.Rans(self.lanes, self.chunk)
         cap = self.chunk // self.lanes + 3
@@ -442,9 +463,11 @@ class GpuPipeline(Codec):
         tops = cp.zeros(max(total_lanes, 1), cp.int32)
         ends = d_sizes_l
         data_size = np.zeros(len(enc_jobs), np.int64)
+        stamp("tables (host)")
         if enc_jobs:
             d_jobs = cp.asarray(jobs.view(np.uint8))
             _fn("rans_encode")((int(-(-n_lanes.max() // 128)), len(enc_jobs)), (128,), (d_jobs, d_sizes_l, tops))
+            stamp("rans_encode")
             ends = cp.cumsum(d_sizes_l)
             _fn("rans_gather")((int(min(1024, -(-n_lanes.max() // 8))), len(enc_jobs)), (_BLOCK,),
                                (d_jobs, ends, tops, cp.asarray(data_off), data))
@@ -452,6 +475,7 @@ class GpuPipeline(Codec):
             first = cp.asarray(np.maximum(lane_base - 1, 0))
             e_last, e_first = ends[last], ends[first]
             data_size = cp.asnumpy(e_last - cp.where(cp.asarray(lane_base) > 0, e_first, 0))  # sync 4
+        stamp("gather")
         batch = EncodedBatch(self, arrays, bounds, grids, cdts, streams, codes, esc_counts, job_heads, ends,
                              lane_base, n_lanes, data, data_off, data_size)
         batch._keep = (keep, scratch, d_tables, code_buf)
