@@ -89,12 +89,15 @@ def _a2a(out: torch.Tensor, inp: torch.Tensor, out_splits: list[int], in_splits:
 
 def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_rows: list[list[int]],
              recv_tables: list[list[int]], dim: int, codec: CommCodec | None = None, iteration: int = 0,
-             stats: CommStats | None = None, group=None) -> list[list[torch.Tensor]]:
+             stats: CommStats | None = None, group=None,
+             raw_rows: list[list[int]] | None = None) -> list[list[torch.Tensor]]:
     """All-to-all of per-table slices.
 
     ``send[d][j]``: [rows, dim] for destination rank ``d`` and table ``send_tables[d][j]``;
     ``recv_rows[s][j]``: rows of the slice that rank ``s`` sends of table ``recv_tables[s][j]``.
     Returns ``recv[s][j]`` float32 [recv_rows[s][j], dim] on the send tensors' device.
+    ``raw_rows[d][j]`` (default: the slices' rows) are the rows the uncompressed, un-deduplicated
+    payload would have: ``bytes_raw`` counts them at 4 bytes a value.
     """
     world = len(send)
     device = next((x.device for row in send for x in row), torch.device("cpu"))
@@ -102,7 +105,7 @@ def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_
         stats.calls += 1
         for d in range(world):
             for j, t in enumerate(send_tables[d]):
-                stats.bytes_raw[t] += send[d][j].numel() * 4
+                stats.bytes_raw[t] += (send[d][j].shape[0] if raw_rows is None else raw_rows[d][j]) * dim * 4
     if codec is None:  # raw fp32: one all-to-all, no sizes
         t0 = time.perf_counter()
         flat = [x.reshape(-1) for d in range(world) for x in send[d]]
@@ -180,13 +183,13 @@ class PooledAllToAll(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, comm: Comm, send_rows: list[list[int]], recv_rows: list[list[int]], grad_scale: float,
-                *tensors):
-        ctx.comm, ctx.send_rows, ctx.recv_rows, ctx.grad_scale = comm, send_rows, recv_rows, grad_scale
+                raw: tuple | None, *tensors):
+        ctx.comm, ctx.send_rows, ctx.recv_rows, ctx.grad_scale, ctx.raw = comm, send_rows, recv_rows, grad_scale, raw
         w, mine = comm.world, comm.plan[comm.rank]
         it = iter(tensors)
         send = [[next(it) for _ in mine] for _ in range(w)]
         recv = exchange(send, [mine] * w, recv_rows, comm.plan, comm.dim, comm.forward_codec, comm.iteration,
-                        comm.fwd_stats if comm.record else None, comm.group)
+                        comm.fwd_stats if comm.record else None, comm.group, raw and raw[0])
         return tuple(x for s in recv for x in s)
 
     @staticmethod
@@ -196,9 +199,9 @@ class PooledAllToAll(torch.autograd.Function):
         it = iter(grads)
         send = [[_grad(next(it), r, dim) for r in ctx.recv_rows[s]] for s in range(w)]
         back = exchange(send, comm.plan, ctx.send_rows, [mine] * w, dim, comm.backward_codec, comm.iteration,
-                        comm.bwd_stats if comm.record else None, comm.group)
+                        comm.bwd_stats if comm.record else None, comm.group, ctx.raw and ctx.raw[1])
         scale = ctx.grad_scale
-        return (None, None, None, None, *[x * scale if scale != 1 else x for d in back for x in d])
+        return (None, None, None, None, None, *[x * scale if scale != 1 else x for d in back for x in d])
 
 
 def _grad(g: torch.Tensor | None, rows: int, dim: int) -> torch.Tensor:
@@ -206,9 +209,10 @@ def _grad(g: torch.Tensor | None, rows: int, dim: int) -> torch.Tensor:
 
 
 def pooled_all_to_all(comm: Comm, send: list[list[torch.Tensor]], recv_rows: list[list[int]],
-                      grad_scale: float = 1.0) -> list[list[torch.Tensor]]:
-    """Differentiable :func:`exchange` of ``send[d][j]`` (this rank's tables) -> ``recv[s][j]``."""
+                      grad_scale: float = 1.0, raw: tuple | None = None) -> list[list[torch.Tensor]]:
+    """Differentiable :func:`exchange` of ``send[d][j]`` (this rank's tables) -> ``recv[s][j]``;
+    ``raw`` = (forward raw_rows, backward raw_rows) when the slices are deduplicated."""
     send_rows = [[x.shape[0] for x in row] for row in send]
-    flat = PooledAllToAll.apply(comm, send_rows, recv_rows, grad_scale, *[x for row in send for x in row])
+    flat = PooledAllToAll.apply(comm, send_rows, recv_rows, grad_scale, raw, *[x for row in send for x in row])
     it = iter(flat)
     return [[next(it) for _ in recv_rows[s]] for s in range(comm.world)]

@@ -116,12 +116,15 @@ class ShardedDLRM(nn.Module):
         comm, w, r = self.comm, self.comm.world, self.comm.rank
         sizes = local_sizes(batch.size, w)
         starts = np.r_[0, np.cumsum(sizes)]
+        raw = None
         if self.dedup:
             send, recv_rows, inverse = self._dedup_payload(batch, starts)
+            raw = ([[sizes[d]] * len(self.tables) for d in range(w)],  # what is counted as raw
+                   [[sizes[r]] * len(comm.plan[s]) for s in range(w)])
         else:
             send = self._pooled_payload(batch, starts)
             recv_rows = [[sizes[r]] * len(comm.plan[s]) for s in range(w)]
-        recv = pooled_all_to_all(comm, send, recv_rows, grad_scale=1.0 / w)
+        recv = pooled_all_to_all(comm, send, recv_rows, grad_scale=1.0 / w, raw=raw)
         pooled: list[torch.Tensor | None] = [None] * self.num_tables
         for s in range(w):
             for j, t in enumerate(comm.plan[s]):

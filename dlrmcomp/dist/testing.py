@@ -28,16 +28,18 @@ def _entry(fn, rank, world, port, args):
     fn(rank, world, port, *args)
 
 
-def spawn(fn, world: int, *args, timeout: float = 60.0) -> list[int | None]:
-    """Run ``fn(rank, world, port, *args)`` in ``world`` spawned processes; exit codes."""
+def spawn(fn, world: int, *args, timeout: float = 60.0, wait_ranks=None) -> list[int | None]:
+    """Run ``fn(rank, world, port, *args)`` in ``world`` spawned processes; exit codes.
+    ``wait_ranks``: wait only for these ranks, then kill the rest (a deliberately stalled one)."""
     ctx = torch.multiprocessing.get_context("spawn")
     port = free_port()
     procs = [ctx.Process(target=_entry, args=(fn, r, world, port, args), daemon=True) for r in range(world)]
     for p in procs:
         p.start()
     deadline = time.monotonic() + timeout
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
+    for r, p in enumerate(procs):
+        if wait_ranks is None or r in wait_ranks:
+            p.join(max(0.0, deadline - time.monotonic()))
     codes = [p.exitcode for p in procs]
     for p in procs:  # only our own children, by handle
         if p.is_alive():
