@@ -117,13 +117,20 @@ class FrameCodec(CommCodec):
         return self.schedule.bound(table, iteration)
 
     def encode(self, x, table, iteration):
-        frame = _frame_codec(self.name, self.bound(table, iteration)).encode(x.detach().cpu().numpy())
+        codec = _frame_codec(self.name, self.bound(table, iteration))
+        if self.name.startswith("gpu:") and x.is_cuda:  # CuPy codec straight from the device tensor
+            frame = codec.encode(x.detach())
+        else:
+            frame = codec.encode(x.detach().cpu().numpy())
         out = torch.frombuffer(bytearray(frame), dtype=torch.uint8)
         return out.to(x.device) if x.device.type != "cpu" else out
 
     def decode(self, buf, rows, dim, table):
         from .. import decompress
 
+        if self.name.startswith("gpu:") and buf.is_cuda:
+            out = _frame_codec(self.name, 0.01).decode_batch([buf.cpu().numpy().tobytes()], out="torch")[0]
+            return out.float().view(rows, dim)
         a = decompress(buf.cpu().numpy().tobytes())
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).view(rows, dim).to(buf.device)
 
