@@ -197,15 +197,16 @@ class PooledAllToAll(torch.autograd.Function):
         comm = ctx.comm
         w, mine, dim = comm.world, comm.plan[comm.rank], comm.dim
         it = iter(grads)
-        send = [[_grad(next(it), r, dim) for r in ctx.recv_rows[s]] for s in range(w)]
+        dev = next((g.device for g in grads if g is not None), torch.device("cpu"))
+        send = [[_grad(next(it), r, dim, dev) for r in ctx.recv_rows[s]] for s in range(w)]
         back = exchange(send, comm.plan, ctx.send_rows, [mine] * w, dim, comm.backward_codec, comm.iteration,
                         comm.bwd_stats if comm.record else None, comm.group, ctx.raw and ctx.raw[1])
         scale = ctx.grad_scale
         return (None, None, None, None, None, *[x * scale if scale != 1 else x for d in back for x in d])
 
 
-def _grad(g: torch.Tensor | None, rows: int, dim: int) -> torch.Tensor:
-    return torch.zeros(rows, dim) if g is None else g.contiguous()
+def _grad(g: torch.Tensor | None, rows: int, dim: int, device) -> torch.Tensor:
+    return torch.zeros(rows, dim, device=device) if g is None else g.contiguous()
 
 
 def pooled_all_to_all(comm: Comm, send: list[list[torch.Tensor]], recv_rows: list[list[int]],

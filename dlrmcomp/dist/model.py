@@ -97,6 +97,7 @@ class ShardedDLRM(nn.Module):
         mine = [sizes[t] for t in self.tables]
         self.register_buffer("row_offsets", torch.tensor(np.r_[0, np.cumsum(mine)].astype(np.int64)),
                              persistent=False)
+        self._offsets = [int(v) for v in np.r_[0, np.cumsum(mine)]]  # host copy for index arithmetic
         self.bag = nn.EmbeddingBag(max(sum(mine), 1), self.dim, mode="sum", sparse=True)
         with torch.no_grad():
             for j, t in enumerate(self.tables):
@@ -140,7 +141,7 @@ class ShardedDLRM(nn.Module):
         if not self.tables:
             return [[] for _ in range(len(starts) - 1)]
         counts = torch.tensor([0] + [batch.indices[t].numel() for t in self.tables[:-1]]).cumsum(0)
-        idx = torch.cat([batch.indices[t] + o for t, o in zip(self.tables, self.row_offsets)])
+        idx = torch.cat([batch.indices[t] + o for t, o in zip(self.tables, self._offsets)])
         off = torch.cat([batch.offsets[t] + c for t, c in zip(self.tables, counts)])
         out = self.bag(idx.to(self.device), off.to(self.device)).view(len(self.tables), batch.size, self.dim)
         return [[out[j, starts[d]:starts[d + 1]] for j in range(len(self.tables))] for d in range(len(starts) - 1)]
@@ -155,7 +156,7 @@ class ShardedDLRM(nn.Module):
             for j, t in enumerate(self.tables):
                 ids, _ = bag_ids(batch, t, starts[d], starts[d + 1])
                 uniq = torch.unique(ids)
-                row.append(F.embedding((uniq + self.row_offsets[j]).to(self.device), self.bag.weight, sparse=True))
+                row.append(F.embedding((uniq + self._offsets[j]).to(self.device), self.bag.weight, sparse=True))
             send.append(row)
         inverse, counts = {}, {}
         for t in range(self.num_tables):
