@@ -47,15 +47,18 @@ def new_run_dir(root: str | Path | None = None, label: str = "") -> Path:
     raise RuntimeError(f"could not create a new run folder under {root}")
 
 
-def record(results: dict, out_dir: str | Path | None = None, figures: dict | None = None) -> Path:
+def record(results: dict, out_dir: str | Path | None = None, figures: dict | None = None,
+           exports: dict | None = None) -> Path:
     """Write ``results.json`` and ``<name>.png`` per figure into ``out_dir`` (a new folder if None).
 
     This is a notebook's last cell; tests read the file back with :func:`read_results`.
+    ``exports`` (UPPER_CASE parameter -> value) are passed by :func:`run` to later notebooks
+    that declare that parameter (notebook 01's dumps feed notebook 02).
     """
     out = Path(out_dir) if out_dir else new_run_dir(label="-interactive")
     for name, fig in (figures or {}).items():
         save_figure(fig, out / f"{name}.png")
-    write_json(out / RESULTS, results)
+    write_json(out / RESULTS, {**results, "exports": exports or {}})
     return out
 
 
@@ -128,13 +131,19 @@ def run(profile: str = "demo", only: str | None = None, root: str | Path | None 
     from tqdm.auto import tqdm
 
     check_profile(profile)
+    import papermill
+
     paths = list_notebooks(only)
     run_dir = new_run_dir(root)
-    runs = []
+    runs, exported = [], {}
     with tqdm(paths, desc=f"notebooks ({profile})", unit="nb") as bar:
         for path in bar:
             bar.set_postfix_str(path.stem)
-            runs.append(execute(path, run_dir, profile, parameters))
+            declared = papermill.inspect_notebook(str(path))
+            inputs = {k: v for k, v in exported.items() if k in declared}
+            runs.append(execute(path, run_dir, profile, {**inputs, **(parameters or {})}))
+            if runs[-1].ok and (runs[-1].out_dir / RESULTS).exists():
+                exported.update(read_results(runs[-1].out_dir).get("exports", {}))
     write_summary(run_dir, runs, profile)
     if not all(r.ok for r in runs):
         raise NotebookFailed(runs)

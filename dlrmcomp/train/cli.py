@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--dump-every", type=int, help="EMB dump every K iterations (0: none)")
     add("--checkpoint-every", type=int, help="checkpoint every K iterations (0: none)")
     add("--seed", type=int)
+    add("--threads", type=int, help="torch intra-op threads (default 1; raise for the kaggle/terabyte presets)")
     add("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     add("--no-progress", action="store_true")
     add("--out", required=True, help="run directory")

@@ -3,7 +3,6 @@ JSONL logging, checkpoint/resume, EMB dumps and ``summary.json``."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..data import CriteoData, DumpWriter, SyntheticCriteo
 from ..errorbound import EBSchedule
+from ..io import write_json
 from ..models import DLRM, PRESETS
 from .compression import PayloadCompressor
 from .logs import JsonlLog
@@ -52,6 +52,7 @@ class TrainConfig:
     dump_every: int = 0
     checkpoint_every: int = 0
     seed: int = 0
+    threads: int = 1  # torch intra-op threads: 1 is fastest for the small CPU presets
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -190,6 +191,7 @@ class Trainer:
         if self.dumps is not None:
             self.dumps.resume(start)
         t0 = time.perf_counter()
+        torch.set_num_threads(cfg.threads)
         bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress,
                    desc=f"train {cfg.compression}", leave=False)
         for it in bar:
@@ -209,7 +211,7 @@ class Trainer:
             if on_step is not None:
                 on_step(it)
         summary = self.summary(time.perf_counter() - t0)
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_json(self.out / "summary.json", summary)
         return summary
 
     def summary(self, seconds: float) -> dict:

@@ -61,7 +61,8 @@ checks
     "summary": summary.to_dict(orient="records"),
     "per_table": per_table.to_dict(orient="records"),
     "csv": str(csv_path),
-}, out_dir=out_dir, figures={"ratio_vs_bound": fig_ratio, "throughput": fig_tp, "ratio_heatmap": fig_heat})
+}, out_dir=out_dir, figures={"ratio_vs_bound": fig_ratio, "throughput": fig_tp, "ratio_heatmap": fig_heat},
+   exports={"RESULTS_CSV": str(csv_path)})
 print("recorded in", out)
 """,
 ]
