@@ -23,16 +23,19 @@ ALGOS = ("ANS", "LZ4", "Zstd", "Bitcomp", "Cascaded", "GDeflate")
 
 
 def timed(fn, repeat: int):
+    """(last result, median seconds): CUDA events on the current stream around each call, after one
+    warm-up call; the end event is waited on, so host syncs inside ``fn`` are counted too."""
     cp = _cp()
     out = fn()
     cp.cuda.runtime.deviceSynchronize()
     times = []
     for _ in range(repeat):
-        cp.cuda.runtime.deviceSynchronize()
-        t0 = time.perf_counter()
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
         out = fn()
-        cp.cuda.runtime.deviceSynchronize()
-        times.append(time.perf_counter() - t0)
+        end.record()
+        end.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, end) / 1e3)
     return out, float(np.median(times))
 
 
@@ -55,58 +58,77 @@ def copy_gbps(nbytes: int, repeat: int) -> float:
     return 2 * nbytes / t / 1e9
 
 
-def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, frames_dir=None):
+# (recipe, lanes, chunk, tables): the CPU-identical layout with the first pass's host tables ("before"),
+# the same with device tables (must give the same bytes), and GPU-preferred layouts (more lanes)
+OURS = [("quant+dedup+ans", 32, 1 << 18, "host"), ("quant+dedup+ans", 32, 1 << 18, "device"),
+        ("quant+dedup+ans", 128, 1 << 16, "device"),
+        ("quant+ans", 32, 1 << 18, "host"), ("quant+ans", 32, 1 << 18, "device"),
+        ("quant+ans", 128, 1 << 17, "device"), ("quant+ans", 256, 1 << 16, "device")]
+
+
+def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
     cp = _cp()
     xs = [cp.asarray(t) for t in tables]
     raw = sum(t.nbytes for t in tables)
     rows = []
     codes = None
-    for recipe, chunk in (("quant+dedup+ans", 1 << 18), ("quant+dedup+ans", 1 << 16), ("quant+ans", 1 << 18), ("quant+ans", 1 << 16)):
-        codec = GpuPipeline(recipe, eb=eb, mode="rel", dtype=cdt, chunk=chunk)
-        batch, te = timed(lambda: codec.encode_device(xs), repeat)
-        frames = batch.frames()
-        if recipe == "quant+ans" and codes is None:
-            codes = [c.copy() for c in batch.codes]
-        codec._profile = {}
-        codec.encode_device(xs)
-        print(f"profile {label} eb={eb} {recipe} chunk={chunk}: " +
-              ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in codec._profile.items()), flush=True)
-        del codec._profile
-        plan = decode_plan(frames)
-        ys, td = timed(lambda: run_decode(plan), repeat)
-        worst = 0.0
-        for x, y, f in zip(xs, ys, frames):
-            from dlrmcomp.codecs import read_header
-            e = read_header(f).eb_abs
-            worst = max(worst, float(cp.abs(y.astype(cp.float64) - x).max()) / e if e else 0.0)
-        size = sum(len(f) for f in frames)
-        rows.append({"payload": label, "eb": eb, "codec": f"ours gpu:{recipe} chunk={chunk >> 10}K", "ratio": raw / size,
-                     "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9, "max_err/eb": worst})
-        if frames_dir is not None and chunk == 1 << 18 and recipe == "quant+dedup+ans":
-            frames_dir.mkdir(parents=True, exist_ok=True)
-            (frames_dir / f"{label}_eb{eb}_first_table.frame").write_bytes(frames[0])
-    # quantization alone (range + quantize kernels)
-    qcodec = GpuPipeline("quant+ans", eb=eb, mode="rel", dtype=cdt)
+    reference = {}
+    for recipe, lanes, chunk, tab in configs:
+        codec = GpuPipeline(recipe, eb=eb, mode="rel", dtype=cdt, lanes=lanes, chunk=chunk, tables=tab)
+        name = f"ours gpu:{recipe} L{lanes} C{chunk >> 10}K {tab} tables"
+        try:
+            batch, te = timed(lambda: codec.encode_device(xs), repeat)
+            frames = batch.frames()
+            if recipe == "quant+ans" and codes is None:
+                codes = [c.copy() for c in batch.codes]
+            same = ""
+            key = (recipe, lanes, chunk)
+            if key in reference:
+                same = "frames == host-table frames" if frames == reference[key] else "FRAMES DIFFER from host tables"
+            else:
+                reference[key] = frames
+            codec._profile = {}
+            codec.encode_device(xs)
+            print(f"profile {label} eb={eb} {name}: " +
+                  ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in codec._profile.items()), flush=True)
+            del codec._profile
+            plan = decode_plan(frames)
+            ys, td = timed(lambda: run_decode(plan), repeat)
+            worst = 0.0
+            for x, y, f in zip(xs, ys, frames):
+                from dlrmcomp.codecs import read_header
+                e = read_header(f).eb_abs
+                worst = max(worst, float(cp.abs(y.astype(cp.float64) - x).max()) / e if e else 0.0)
+            size = sum(len(f) for f in frames)
+            rows.append({"payload": label, "eb": eb, "codec": name, "ratio": raw / size,
+                         "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9, "max_err/eb": worst,
+                         "note": same})
+        except Exception as exc:  # one configuration failing must not lose the table
+            import traceback
+            traceback.print_exc()
+            rows.append({"payload": label, "eb": eb, "codec": f"{name} FAILED: {exc!r:.120}"})
+    if codes is None:
+        return rows
     ent = order0_bytes(codes)
     rows.append({"payload": label, "eb": eb, "codec": "order-0 entropy of the codes", "ratio": raw / ent})
     if nvcomp_ok:
-        from nvidia import nvcomp
-
-        from dlrmcomp.codecs.gpu.nvcomp import nbytes
-        for algo in ALGOS:
+        from dlrmcomp.codecs.gpu.nvcomp import ALGORITHMS, as_batch, batch_to_cupy, make_codec, nbytes
+        stream = cp.cuda.get_current_stream()
+        for algo in ALGORITHMS:
             try:
-                codec = nvcomp.Codec(algorithm=algo)
-                arrs = [nvcomp.as_array(c.reshape(-1).view(cp.uint8)) for c in codes]
-                comp, te = timed(lambda: codec.encode(arrs), repeat)
-                dec, td = timed(lambda: codec.decode(comp), repeat)
-                ok = all(bool((cp.asarray(d).view(cp.uint8).reshape(-1) == c.reshape(-1).view(cp.uint8)).all())
-                         for d, c in zip(dec, codes))
-                size = sum(nbytes(c) for c in comp)
-                rows.append({"payload": label, "eb": eb, "codec": f"nvcomp {algo} (codes)", "ratio": raw / size,
-                             "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9,
-                             "max_err/eb": None if ok else float("nan")})
+                codec = make_codec(algo, stream.ptr)
+                batch_in = as_batch(codes, stream.ptr)
+                comp, te = timed(lambda: codec.encode(batch_in), repeat)
+                size = nbytes(comp)
+                dec, td = timed(lambda: codec.decode(comp, data_type="|u1"), repeat)
+                got = batch_to_cupy(dec)
+                ok = len(got) == len(codes) and all(
+                    g.size == c.nbytes and bool((g == c.reshape(-1).view(cp.uint8)).all()) for g, c in zip(got, codes))
+                rows.append({"payload": label, "eb": eb, "codec": f"nvcomp {algo} (int8 codes, batch of {len(codes)})",
+                             "ratio": raw / size, "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9,
+                             "note": "round trip exact" if ok else "ROUND TRIP MISMATCH"})
             except Exception as exc:  # one algorithm failing must not lose the table
-                rows.append({"payload": label, "eb": eb, "codec": f"nvcomp {algo} FAILED: {exc!r:.80}"})
+                rows.append({"payload": label, "eb": eb, "codec": f"nvcomp {algo} FAILED: {exc!r:.120}"})
     return rows
 
 
@@ -129,12 +151,14 @@ def main(argv=None):
     zipf = embedding_payload(args.batch, args.dim, args.tables, exponent=args.zipf)
     raw = sum(t.nbytes for t in zipf)
     rows = []
-    for spec in args.bounds.split(","):
+    for k, spec in enumerate(args.bounds.split(",")):
         eb, cdt = spec.split(":")
-        rows += run_payload("zipf", zipf, float(eb), cdt, args.repeat, nvcomp_ok, None)
-        print(pd.DataFrame(rows).tail(12).to_markdown(index=False, floatfmt=".2f"), flush=True)
+        configs = OURS if k == 0 else [c for c in OURS if c[3] == "device" and c[1] <= 128]
+        rows += run_payload("zipf", zipf, float(eb), cdt, args.repeat, nvcomp_ok and k == 0, configs)
+        print(pd.DataFrame(rows).tail(16).to_markdown(index=False, floatfmt=".2f"), flush=True)
     uniq = unique_payload(args.batch, args.dim, args.tables)
-    rows += run_payload("no-repeat", uniq, 0.03, "int8", args.repeat, nvcomp_ok, None)
+    rows += run_payload("no-repeat", uniq, 0.03, "int8", args.repeat, nvcomp_ok,
+                        [c for c in OURS if c[0] == "quant+ans"])
     copy = copy_gbps(raw, args.repeat)
     rows.append({"payload": "-", "codec": "device-to-device copy (read + write)", "compress_GBps": copy})
     df = pd.DataFrame(rows)

@@ -127,6 +127,52 @@ def _choose(counts: list[np.ndarray], w: int) -> tuple[int, list[_PlanePlan]]:
 
 
 @dataclass
+class _DevPlane:
+    """A plane whose histogram and table live on the device."""
+
+    width: int
+    shift: int
+    mask: int
+    counts_ptr: int     # device u64 histogram (nbins)
+    nbins: int
+
+
+class _Tables:
+    """Encoder tables of a batch's rANS jobs: on the device (``meta`` set: K, M per job, symbols and
+    frequencies in ``scratch``) or from the host (``heads``: (present, table bytes) per job)."""
+
+    def __init__(self, enc, enc_off, meta, heads=None, scratch=None, scratch_off=None, nbins=None, keep=()):
+        self.enc, self.enc_off, self.meta, self.heads = enc, enc_off, meta, heads
+        self.scratch, self.scratch_off, self.nbins, self.keep = scratch, scratch_off, nbins, keep
+        self.meta_host = None
+        self._cache = {}
+
+    def enc_ptr(self, j: int) -> int:
+        return int(self.enc.data.ptr + self.enc_off[j])
+
+    def k_ptr(self, j: int) -> int:
+        return 0 if self.meta is None else int(self.meta.data.ptr + 8 * j)
+
+    def head(self, j: int, width: int):
+        """(present symbols, table bytes or None for a constant plane) of job j."""
+        if self.heads is not None:
+            return self.heads[j]
+        if j not in self._cache:
+            cp = _cp()
+            k, m = (int(v) for v in self.meta_host[j])
+            base = int(self.scratch_off[j])
+            nb = self.nbins[j]
+            sym = cp.asnumpy(self.scratch[base:base + 4 * k].view(cp.uint32))
+            present = sym.astype(f"u{width}")
+            table = None
+            if k >= 2:
+                freq = cp.asnumpy(self.scratch[base + 4 * nb:base + 4 * nb + 4 * k].view(cp.uint32))
+                table = struct.pack("<B", m) + freq.astype("<u2").tobytes()
+            self._cache[j] = (present, table)
+        return self._cache[j]
+
+
+@dataclass
 class _Stream:
     """One coded stream of one table: where its values live on the device and how it is coded."""
 
@@ -152,7 +198,7 @@ class EncodedBatch:
     streams: list            # per table: list of _Stream
     codes: list              # per table: cupy codes array (for escapes)
     esc_counts: np.ndarray
-    job_heads: list          # per job: (head bytes, table bytes)
+    tables: "_Tables"        # per rANS job: present symbols and table bytes
     ends: object             # cupy int64 global inclusive lane ends
     lane_base: np.ndarray
     n_lanes: np.ndarray
@@ -191,12 +237,15 @@ class EncodedBatch:
         if s.n == 0:
             return parts[0]
         for plane, j in zip(s.planes, s.jobs):
-            head = struct.pack("<I", plane.present.size) + plane.present.astype(f"<u{plane.width}").tobytes()
-            if j is None:
+            if j is None:  # host tables: constant plane
+                present, table = plane.present, None
+            else:
+                present, table = self.tables.head(j, plane.width)
+            head = struct.pack("<I", present.size) + present.astype(f"<u{plane.width}").tobytes()
+            if table is None:
                 parts.append(head)
                 size += len(head)
                 continue
-            table = self.job_heads[j]
             pad = bytes(entropy._pad_to_4(size + len(head) + len(table)))
             lb, nl = int(self.lane_base[j]), int(self.n_lanes[j])
             base = ends[lb - 1] if lb else 0
@@ -219,7 +268,7 @@ class GpuPipeline(Codec):
     dtypes = tuple(np.dtype(t) for t in ("float32", "float64"))
 
     def __init__(self, recipe: str = "quant+dedup+ans", eb: float | None = None, mode: str = "rel",
-                 dtype: str = "auto", lanes: int = 32, chunk: int = 1 << 18):
+                 dtype: str = "auto", lanes: int = 32, chunk: int = 1 << 18, tables: str = "device"):
         quant, dedup, coders = parse_recipe(recipe)
         if not quant or coders != ("ans",):
             raise ValueError(f"GPU recipes are quant+ans and quant+dedup+ans, got {recipe!r}")
@@ -232,6 +281,9 @@ class GpuPipeline(Codec):
         self.dtype = dtype
         entropy.Rans(lanes, chunk)  # validates
         self.lanes, self.chunk = int(lanes), int(chunk)
+        if tables not in ("device", "host"):
+            raise ValueError(f"tables must be 'device' or 'host', got {tables!r}")
+        self.tables = tables
 
     @property
     def name(self) -> str:
@@ -390,7 +442,7 @@ class GpuPipeline(Codec):
                     _Stream(int(inverse.data.ptr + 4 * row_off[t]), 4, idt, int(rows[t]))])
             keep = (slots, row_slot, flags, incl, uniq_buf, inverse)
         else:
-            esc_counts = cp.asnumpy(d_esc).astype(np.int64)  # sync 2
+            esc_counts = None  # read with the final sizes
             for t in range(T):
                 streams.append([_Stream(int(codes[t].data.ptr), cdts[t].itemsize, cdts[t], int(sizes[t]))])
             keep = ()
@@ -405,23 +457,90 @@ class GpuPipeline(Codec):
                     s.hist.append(len(hist_jobs))
                     hist_jobs.append((s.ptr, s.n, s.load, shift, mask))
                     hist_nbins.append(mask + 1)
-        jobs = np.zeros(len(hist_jobs), _JOB)
+        hjobs = np.zeros(len(hist_jobs), _JOB)
         for i, (ptr, n, load, shift, mask) in enumerate(hist_jobs):
-            jobs[i]["src"], jobs[i]["n"], jobs[i]["width"], jobs[i]["stride"] = ptr, n, load, load
-            jobs[i]["shift"], jobs[i]["mask"], jobs[i]["nbins"] = shift, mask, mask + 1
+            hjobs[i]["src"], hjobs[i]["n"], hjobs[i]["width"], hjobs[i]["stride"] = ptr, n, load, load
+            hjobs[i]["shift"], hjobs[i]["mask"], hjobs[i]["nbins"] = shift, mask, mask + 1
         hist_off = np.concatenate([[0], np.cumsum(hist_nbins)[:-1]]).astype(np.int64)
         d_counts = cp.zeros(int(sum(hist_nbins)), cp.uint64)
-        d_jobs = cp.asarray(jobs.view(np.uint8))
-        smem = 4 * min(4096, max(hist_nbins))
-        n_max = max(int(j[1]) for j in hist_jobs)
-        _fn("histogram_kernel")((_grid_size(n_max, 16), len(hist_jobs)), (_BLOCK,),
-                                (d_jobs, d_counts, cp.asarray(hist_off)), shared_mem=smem if max(hist_nbins) <= 4096 else 4 * 256)
-        counts = cp.asnumpy(d_counts).astype(np.int64)  # sync 3
+        nb_arr = np.array(hist_nbins)
+        for small in (True, False):  # one launch per class: 256 bins (per-warp copies) / 65536 bins (windows)
+            sel = np.flatnonzero((nb_arr <= 256) == small)
+            if not sel.size:
+                continue
+            n_max = max(int(hist_jobs[i][1]) for i in sel)
+            win = 256 if small else 8192
+            splits = int(max(1, min(2048, -(-n_max // (_BLOCK * 16)))))
+            nwin = -(-int(nb_arr[sel].max()) // win)
+            smem = 4 * win * ((_BLOCK // 32) if small else 1)
+            _fn("histogram_kernel")((nwin * splits, sel.size), (_BLOCK,),
+                                    (cp.asarray(hjobs[sel].view(np.uint8)), d_counts, cp.asarray(hist_off[sel]),
+                                     np.int32(win), np.int32(splits)), shared_mem=smem)
         stamp("histogram")
-        # 5. plane choice and rANS tables (host), encode jobs
-        rans = entropy.Rans(self.lanes, self.chunk)
+        if self.tables == "host":
+            enc_jobs, tab = self._host_tables(streams, d_counts, hist_off, hist_nbins)
+            stamp("tables (host)")
+        else:
+            enc_jobs, tab = self._device_tables(streams, d_counts, hist_off, hist_nbins)
+            stamp("tables (device)")
+        # 5. rANS encode + gather
         cap = self.chunk // self.lanes + 3
-        enc_jobs, job_heads, enc_tables = [], [], []
+        n_lanes = np.array([-(-s.n // self.chunk) * self.lanes for s, _ in enc_jobs], np.int64)
+        lane_base = np.concatenate([[0], np.cumsum(n_lanes)[:-1]]).astype(np.int64)
+        scratch_off, scratch_total = _offsets([2 * cap * int(n) for n in n_lanes])
+        data_off, data_total = _offsets([2 * s.n + 4 * int(n) for (s, _), n in zip(enc_jobs, n_lanes)])
+        scratch = cp.empty(max(scratch_total, 2), cp.uint8)
+        data = cp.empty(max(data_total, 1), cp.uint8)
+        jobs = np.zeros(len(enc_jobs), _JOB)
+        for i, (s, plane) in enumerate(enc_jobs):
+            jobs[i]["src"], jobs[i]["n"], jobs[i]["width"], jobs[i]["stride"] = s.ptr, s.n, s.load, s.load
+            jobs[i]["shift"], jobs[i]["mask"] = plane.shift, plane.mask
+            jobs[i]["table"] = tab.enc_ptr(i)
+            jobs[i]["table2"] = tab.k_ptr(i)
+            jobs[i]["scratch"] = scratch.data.ptr + scratch_off[i]
+            jobs[i]["chunk"], jobs[i]["lanes"], jobs[i]["cap"] = self.chunk, self.lanes, cap
+            jobs[i]["lane_base"] = lane_base[i]
+        total_lanes = int(n_lanes.sum())
+        d_sizes_l = cp.zeros(max(total_lanes, 1), cp.int64)
+        tops = cp.zeros(max(total_lanes, 1), cp.int32)
+        ends = d_sizes_l
+        data_size = np.zeros(len(enc_jobs), np.int64)
+        if enc_jobs:
+            d_jobs = cp.asarray(jobs.view(np.uint8))
+            _fn("rans_encode")((int(-(-n_lanes.max() // 128)), len(enc_jobs)), (128,), (d_jobs, d_sizes_l, tops))
+            stamp("rans_encode")
+            ends = cp.cumsum(d_sizes_l)
+            _fn("rans_gather")((int(min(1024, -(-n_lanes.max() // 8))), len(enc_jobs)), (_BLOCK,),
+                               (d_jobs, ends, tops, cp.asarray(data_off), data))
+            last = cp.asarray(lane_base + n_lanes - 1)
+            first = cp.asarray(np.maximum(lane_base - 1, 0))
+            e_last, e_first = ends[last], ends[first]
+            size_d = e_last - cp.where(cp.asarray(lane_base) > 0, e_first, 0)
+            tail = [size_d.astype(cp.int64)]
+            if esc_counts is None:
+                tail.append(d_esc.astype(cp.int64))
+            if tab.meta is not None:
+                tail.append(tab.meta.astype(cp.int64))
+            host = cp.asnumpy(cp.concatenate(tail))  # sync 4 (the only one on the int8 quant+ans path after ranges)
+            data_size, pos = host[:len(enc_jobs)], len(enc_jobs)
+            if esc_counts is None:
+                esc_counts, pos = host[pos:pos + T], pos + T
+            if tab.meta is not None:
+                tab.meta_host = host[pos:].reshape(-1, 2)
+        if esc_counts is None:
+            esc_counts = cp.asnumpy(d_esc).astype(np.int64)
+        stamp("gather")
+        batch = EncodedBatch(self, arrays, bounds, grids, cdts, streams, codes, esc_counts, tab, ends,
+                             lane_base, n_lanes, data, data_off, data_size)
+        batch._keep = (keep, scratch, tab, code_buf)
+        return batch
+
+    def _host_tables(self, streams, d_counts, hist_off, hist_nbins):
+        """The first pass's tables: histograms to the host, numpy plane choice and normalisation."""
+        cp = _cp()
+        counts = cp.asnumpy(d_counts).astype(np.int64)  # sync 3
+        rans = entropy.Rans(self.lanes, self.chunk)
+        enc_jobs, heads, enc_tables = [], [], []
         for ss in streams:
             for s in ss:
                 if s.n == 0:
@@ -436,50 +555,73 @@ class GpuPipeline(Codec):
                     enc = np.zeros((plane.counts.size, 5), np.uint32)
                     enc[plane.present] = rows_enc.astype(np.uint32)
                     s.jobs.append(len(enc_jobs))
-                    job_heads.append(table)
+                    heads.append((plane.present, table))
                     enc_tables.append(enc)
                     enc_jobs.append((s, plane))
-        n_lanes = np.array([-(-s.n // self.chunk) * self.lanes for s, _ in enc_jobs], np.int64)
-        lane_base = np.concatenate([[0], np.cumsum(n_lanes)[:-1]]).astype(np.int64)
         table_off, table_total = _offsets([e.nbytes for e in enc_tables])
-        scratch_off, scratch_total = _offsets([2 * cap * int(n) for n in n_lanes])
-        data_off, data_total = _offsets([2 * s.n + 4 * int(n) for (s, _), n in zip(enc_jobs, n_lanes)])
         host_tables = np.zeros(max(table_total, 1), np.uint8)
         for e, o in zip(enc_tables, table_off):
             host_tables[o:o + e.nbytes] = e.view(np.uint8).reshape(-1)
         d_tables = cp.asarray(host_tables)
-        scratch = cp.empty(max(scratch_total, 2), cp.uint8)
-        data = cp.empty(max(data_total, 1), cp.uint8)
-        jobs = np.zeros(len(enc_jobs), _JOB)
-        for i, (s, plane) in enumerate(enc_jobs):
-            jobs[i]["src"], jobs[i]["n"], jobs[i]["width"], jobs[i]["stride"] = s.ptr, s.n, s.load, s.load
-            jobs[i]["shift"], jobs[i]["mask"] = plane.shift, plane.mask
-            jobs[i]["table"] = d_tables.data.ptr + table_off[i]
-            jobs[i]["scratch"] = scratch.data.ptr + scratch_off[i]
-            jobs[i]["chunk"], jobs[i]["lanes"], jobs[i]["cap"] = self.chunk, self.lanes, cap
-            jobs[i]["lane_base"] = lane_base[i]
-        total_lanes = int(n_lanes.sum())
-        d_sizes_l = cp.zeros(max(total_lanes, 1), cp.int64)
-        tops = cp.zeros(max(total_lanes, 1), cp.int32)
-        ends = d_sizes_l
-        data_size = np.zeros(len(enc_jobs), np.int64)
-        stamp("tables (host)")
+        return enc_jobs, _Tables(d_tables, table_off, None, heads=heads)
+
+    def _device_tables(self, streams, d_counts, hist_off, hist_nbins):
+        """Tables built on the device (``build_tables``: the CPU's normalisation, bit for bit). The host
+        only decides whole vs byte planes for 2-byte streams, from 4 numbers a stream (one small sync);
+        where the device's float64 costs are within 1e-6 of a tie it re-decides on the exact counts."""
+        cp = _cp()
+        live = [s for ss in streams for s in ss if s.n]
+        two = [s for s in live if s.dtype.itemsize == 2]
+        plane_buf = cp.empty(max(1, 512 * len(two)), cp.uint64)
+        pos2 = {id(s): i for i, s in enumerate(two)}
+        if two:
+            d_cnt = cp.asarray(np.array([d_counts.data.ptr + 8 * hist_off[s.hist[0]] for s in two], np.uint64))
+            d_pl = cp.asarray(np.array([plane_buf.data.ptr + 8 * 512 * i for i in range(len(two))], np.uint64))
+            costs = cp.empty(4 * len(two), cp.float64)
+            ks = cp.empty(3 * len(two), cp.int32)
+            _fn("plane_costs")((len(two),), (1024,), (d_cnt, d_pl, costs, ks))
+            h = cp.asnumpy(costs).reshape(-1, 4)  # sync 3 (only for 2-byte streams: int16 codes, dedup indices)
+            k = cp.asnumpy(ks).reshape(-1, 3)
+        for s in live:
+            w = s.dtype.itemsize
+            if w == 1:
+                s.layout, s.planes = entropy._WHOLE, [_DevPlane(1, 0, 0xFF, d_counts.data.ptr + 8 * hist_off[s.hist[0]], 256)]
+            elif w == 4:
+                s.layout = entropy._BYTES
+                s.planes = [_DevPlane(1, 8 * b, 0xFF, d_counts.data.ptr + 8 * hist_off[s.hist[b]], 256) for b in range(4)]
+            else:
+                i = pos2[id(s)]
+                whole = h[i, 0] + 8.0 * k[i, 0] * 4
+                planes = h[i, 1] + 8.0 * k[i, 1] * 3 + h[i, 2] + 8.0 * k[i, 2] * 3
+                if abs(whole - planes) <= 1e-6 * max(whole, planes, 1.0):  # near tie: the exact host rule
+                    full = cp.asnumpy(d_counts[hist_off[s.hist[0]]:hist_off[s.hist[0]] + 65536]).astype(np.int64)
+                    use_whole = _choose([full], 2)[0] == entropy._WHOLE
+                else:
+                    use_whole = k[i, 0] <= entropy.MAX_WHOLE_ALPHABET and whole <= planes
+                base = plane_buf.data.ptr + 8 * 512 * i
+                if use_whole:
+                    s.layout = entropy._WHOLE
+                    s.planes = [_DevPlane(2, 0, 0xFFFF, d_counts.data.ptr + 8 * hist_off[s.hist[0]], 65536)]
+                else:
+                    s.layout = entropy._BYTES
+                    s.planes = [_DevPlane(1, 0, 0xFF, base, 256), _DevPlane(1, 8, 0xFF, base + 8 * 256, 256)]
+        enc_jobs = []
+        for s in live:
+            for plane in s.planes:
+                s.jobs.append(len(enc_jobs))
+                enc_jobs.append((s, plane))
+        nb = [p.nbins for _, p in enc_jobs]
+        enc_off, enc_total = _offsets([20 * n for n in nb])
+        scr_off, scr_total = _offsets([9 * n for n in nb])
+        enc = cp.empty(max(enc_total, 4), cp.uint8)
+        scr = cp.empty(max(scr_total, 4), cp.uint8)
+        meta = cp.zeros(max(2 * len(enc_jobs), 2), cp.int32)
         if enc_jobs:
-            d_jobs = cp.asarray(jobs.view(np.uint8))
-            _fn("rans_encode")((int(-(-n_lanes.max() // 128)), len(enc_jobs)), (128,), (d_jobs, d_sizes_l, tops))
-            stamp("rans_encode")
-            ends = cp.cumsum(d_sizes_l)
-            _fn("rans_gather")((int(min(1024, -(-n_lanes.max() // 8))), len(enc_jobs)), (_BLOCK,),
-                               (d_jobs, ends, tops, cp.asarray(data_off), data))
-            last = cp.asarray(lane_base + n_lanes - 1)
-            first = cp.asarray(np.maximum(lane_base - 1, 0))
-            e_last, e_first = ends[last], ends[first]
-            data_size = cp.asnumpy(e_last - cp.where(cp.asarray(lane_base) > 0, e_first, 0))  # sync 4
-        stamp("gather")
-        batch = EncodedBatch(self, arrays, bounds, grids, cdts, streams, codes, esc_counts, job_heads, ends,
-                             lane_base, n_lanes, data, data_off, data_size)
-        batch._keep = (keep, scratch, d_tables, code_buf)
-        return batch
+            _fn("build_tables")((len(enc_jobs),), (1024,), (
+                cp.asarray(np.array([p.counts_ptr for _, p in enc_jobs], np.uint64)), cp.asarray(np.array(nb, np.int32)),
+                cp.asarray((enc_off + enc.data.ptr).astype(np.uint64)), cp.asarray((scr_off + scr.data.ptr).astype(np.uint64)),
+                meta))
+        return enc_jobs, _Tables(enc, enc_off, meta, scratch=scr, scratch_off=scr_off, nbins=nb, keep=(plane_buf,))
 
 
 # -- decoding -------------------------------------------------------------------------------

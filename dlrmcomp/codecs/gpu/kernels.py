@@ -241,20 +241,222 @@ __device__ __forceinline__ u32 load_key(const Job& J, i64 i) {
     return (v >> J.shift) & J.mask;
 }
 
-// histogram of every job's keys into counts + hist_off[job] (nbins each)
-__global__ void histogram_kernel(const Job* jobs, unsigned long long* counts, const i64* hist_off) {
+// histogram of every job's keys into counts + hist_off[job] (nbins each). blockIdx.x = window * splits + split:
+// a block counts the keys of its split that fall in its window of `win` bins, in shared memory (one copy per
+// warp for alphabets <= 256 bins), lanes holding equal keys merged with __match_any_sync (hot Zipf bins)
+__global__ void histogram_kernel(const Job* jobs, unsigned long long* counts, const i64* hist_off, int win, int splits) {
     const Job J = jobs[blockIdx.y];
     extern __shared__ u32 sh[];
-    const bool small = J.nbins <= 4096;
-    unsigned long long* out = counts + hist_off[blockIdx.y];
-    if (small) { for (int b = threadIdx.x; b < J.nbins; b += blockDim.x) sh[b] = 0; __syncthreads(); }
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < J.n; i += (i64)gridDim.x * blockDim.x) {
-        const u32 k = load_key(J, i);
-        if (small) atomicAdd(&sh[k], 1u); else atomicAdd(&out[k], 1ull);
+    const int nwin = (J.nbins + win - 1) / win;
+    const int wi = blockIdx.x / splits, sp = blockIdx.x - wi * splits;
+    if (wi >= nwin) return;
+    const u32 lo = (u32)wi * win, nb = (u32)min(J.nbins - (int)lo, win);
+    const int nsub = J.nbins <= 256 ? (int)(blockDim.x >> 5) : 1;
+    u32* mine = sh + (nsub > 1 ? (threadIdx.x >> 5) * nb : 0);
+    for (u32 b = threadIdx.x; b < nsub * nb; b += blockDim.x) sh[b] = 0;
+    __syncthreads();
+    for (i64 b0 = (i64)sp * blockDim.x; b0 < J.n; b0 += (i64)splits * blockDim.x) {
+        const i64 i = b0 + threadIdx.x;
+        u32 k = 0xFFFFFFFFu;
+        if (i < J.n) { k = load_key(J, i) - lo; if (k >= nb) k = 0xFFFFFFFFu; }
+        const unsigned m = __match_any_sync(0xffffffffu, k);
+        if (k != 0xFFFFFFFFu && (int)(threadIdx.x & 31) == __ffs(m) - 1) atomicAdd(&mine[k], (u32)__popc(m));
     }
-    if (small) {
+    __syncthreads();
+    unsigned long long* out = counts + hist_off[blockIdx.y] + lo;
+    for (u32 b = threadIdx.x; b < nb; b += blockDim.x) {
+        u32 v = 0;
+        for (int q = 0; q < nsub; ++q) v += sh[q * nb + b];
+        if (v) atomicAdd(&out[b], (unsigned long long)v);
+    }
+}
+
+// ---- block helpers (blockDim.x == 1024) ---------------------------------------------------------
+template <typename V>
+__device__ __forceinline__ V block_sum(V v, V* red) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : (V)0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (threadIdx.x == 0) red[32] = v;
+    }
+    __syncthreads();
+    return red[32];
+}
+
+// exclusive prefix sum over threads in order; *total = block sum
+__device__ __forceinline__ i64 block_exscan(i64 v, i64* red, i64* total) {
+    const int l = threadIdx.x & 31, w = threadIdx.x >> 5;
+    i64 inc = v;
+    for (int o = 1; o < 32; o <<= 1) { i64 t = __shfl_up_sync(0xffffffffu, inc, o); if (l >= o) inc += t; }
+    __syncthreads();
+    if (l == 31) red[w] = inc;
+    __syncthreads();
+    if (w == 0) {
+        i64 s = l < (int)(blockDim.x >> 5) ? red[l] : 0, si = s;
+        for (int o = 1; o < 32; o <<= 1) { i64 t = __shfl_up_sync(0xffffffffu, si, o); if (l >= o) si += t; }
+        red[l] = si - s;
+        if (l == 31) red[32] = si;
+    }
+    __syncthreads();
+    const i64 r = red[w] + inc - v;
+    *total = red[32];
+    __syncthreads();
+    return r;
+}
+
+// ---- rANS tables on the device, exactly entropy.Rans._code_table / _normalise_freqs -------------------
+// One 1024-thread block per plane. counts (nbins u64) -> present symbols (ascending), scale bits M, frequencies
+// (float64 pinning loop, floor, largest remainder with ties to the lower index), encoder rows written at
+// enc[5 * symbol]. scratch: sym u32[nb] | freq u32[nb] | fixed u8[nb]; meta[2j] = K, meta[2j+1] = M.
+__global__ void __launch_bounds__(1024) build_tables(const u64* cnt_ptrs, const int* nbins_arr, const u64* enc_ptrs,
+                                                     const u64* scratch_ptrs, int* meta) {
+    const int j = blockIdx.x;
+    const unsigned long long* cnt = (const unsigned long long*)cnt_ptrs[j];
+    const int nb = nbins_arr[j];
+    u32* sym = (u32*)scratch_ptrs[j];
+    u32* freq = sym + nb;
+    u8* fixed = (u8*)(freq + nb);
+    u32* enc = (u32*)enc_ptrs[j];
+    __shared__ i64 red[33];
+    __shared__ u32 hist[256];
+    __shared__ unsigned long long sel[2];
+    const int T = blockDim.x;
+    // 1. compact the present symbols in ascending order (contiguous segments per thread)
+    const int seg = (nb + T - 1) / T, b0 = min(nb, (int)threadIdx.x * seg), b1 = min(nb, b0 + seg);
+    i64 mine = 0;
+    for (int b = b0; b < b1; ++b) mine += cnt[b] != 0;
+    i64 K;
+    i64 pos = block_exscan(mine, red, &K);
+    for (int b = b0; b < b1; ++b) if (cnt[b]) sym[pos++] = (u32)b;
+    __syncthreads();
+    int M = 0;
+    if (K >= 2) { const int lg = 32 - __clz((int)(K - 1)); M = min(15, max(12, lg + 3)); }
+    if (threadIdx.x == 0) { meta[2 * j] = (int)K; meta[2 * j + 1] = M; }
+    if (K < 2) return;  // constant plane: no table
+    const i64 total = 1ll << M;
+    for (int i = threadIdx.x; i < K; i += T) fixed[i] = 0;
+    __syncthreads();
+    // 2. pin rare symbols at 1 until no share is < 1
+    double scale;
+    while (true) {
+        i64 nfix = 0, free_sum = 0;
+        for (int i = threadIdx.x; i < K; i += T) { if (fixed[i]) ++nfix; else free_sum += (i64)cnt[sym[i]]; }
+        nfix = block_sum<i64>(nfix, red);
+        free_sum = block_sum<i64>(free_sum, red);
+        scale = (double)(total - nfix) / (double)free_sum;
+        i64 newly = 0;
+        for (int i = threadIdx.x; i < K; i += T)
+            if (!fixed[i] && __dmul_rn((double)cnt[sym[i]], scale) < 1.0) { fixed[i] = 1; ++newly; }
+        newly = block_sum<i64>(newly, red);
+        if (!newly) break;
+    }
+    // 3. floor, leftover
+    i64 fsum = 0;
+    for (int i = threadIdx.x; i < K; i += T) {
+        const u32 f = fixed[i] ? 1u : (u32)floor(__dmul_rn((double)cnt[sym[i]], scale));
+        freq[i] = f;
+        fsum += f;
+    }
+    fsum = block_sum<i64>(fsum, red);
+    const i64 leftover = total - fsum;
+    // 4. the `leftover` largest remainders get +1 (key: remainder bits + 1; pinned symbols key 0; ties: lower index)
+    if (leftover > 0) {
+        unsigned long long prefix = 0;
+        i64 rank = leftover;
+        for (int pass = 7; pass >= 0; --pass) {
+            for (int d = threadIdx.x; d < 256; d += T) hist[d] = 0;
+            __syncthreads();
+            for (int i = threadIdx.x; i < K; i += T) {
+                unsigned long long key = 0;
+                if (!fixed[i]) { const double s = __dmul_rn((double)cnt[sym[i]], scale); key = (unsigned long long)__double_as_longlong(s - floor(s)) + 1ull; }
+                if (pass == 7 || (key >> (8 * pass + 8)) == prefix) atomicAdd(&hist[(key >> (8 * pass)) & 255], 1u);
+            }
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                int d = 255;
+                for (; d > 0; --d) { if ((i64)hist[d] >= rank) break; rank -= hist[d]; }
+                sel[0] = (prefix << 8) | (unsigned long long)d;
+                sel[1] = (unsigned long long)rank;
+            }
+            __syncthreads();
+            prefix = sel[0];
+            rank = (i64)sel[1];
+            __syncthreads();
+        }
+        // keys > prefix all win; of the keys == prefix, the first `rank` by index win
+        i64 eq = 0;
+        const int k0 = min((int)K, (int)threadIdx.x * (int)((K + T - 1) / T)), k1 = min((int)K, k0 + (int)((K + T - 1) / T));
+        for (int i = k0; i < k1; ++i) {
+            unsigned long long key = 0;
+            if (!fixed[i]) { const double s = __dmul_rn((double)cnt[sym[i]], scale); key = (unsigned long long)__double_as_longlong(s - floor(s)) + 1ull; }
+            eq += key == prefix;
+        }
+        i64 eq_total;
+        i64 before = block_exscan(eq, red, &eq_total);
+        for (int i = k0; i < k1; ++i) {
+            unsigned long long key = 0;
+            if (!fixed[i]) { const double s = __dmul_rn((double)cnt[sym[i]], scale); key = (unsigned long long)__double_as_longlong(s - floor(s)) + 1ull; }
+            if (key > prefix) freq[i] += 1;
+            else if (key == prefix) { if (before < rank) freq[i] += 1; ++before; }
+        }
         __syncthreads();
-        for (int b = threadIdx.x; b < J.nbins; b += blockDim.x) if (sh[b]) atomicAdd(&out[b], (unsigned long long)sh[b]);
+    }
+    // 5. cumulative frequencies and encoder rows (x_max, rcp, shift, bias, cmpl)
+    const int k0 = min((int)K, (int)threadIdx.x * (int)((K + T - 1) / T)), k1 = min((int)K, k0 + (int)((K + T - 1) / T));
+    i64 part = 0;
+    for (int i = k0; i < k1; ++i) part += freq[i];
+    i64 all;
+    i64 cum = block_exscan(part, red, &all);
+    for (int i = k0; i < k1; ++i) {
+        const u64 f = freq[i];
+        const int sh = f == 1 ? 0 : 32 - __clz((int)(f - 1));
+        u32* e = enc + 5 * (u64)sym[i];
+        e[0] = (u32)(f << (31 - M));
+        e[1] = f == 1 ? 0xFFFFFFFFu : (u32)(((1ull << (sh + 31)) + f - 1) / f);
+        e[2] = f == 1 ? 32u : (u32)(31 + sh);
+        e[3] = (u32)(f == 1 ? cum + total - 1 : cum);
+        e[4] = (u32)(total - (i64)f);
+        cum += f;
+    }
+}
+
+// ---- layout choice inputs of 2-byte streams: whole vs byte planes --------------------------------
+// counts (65536 u64) of stream j -> planes lo (low byte) / hi (high byte) counts (256 u64 each, at planes[j]),
+// out[4j..4j+3] = entropy bits of whole, lo, hi (n*H0, float64) and present counts packed (K_whole, K_lo, K_hi)
+__global__ void __launch_bounds__(1024) plane_costs(const u64* cnt_ptrs, const u64* plane_ptrs, double* out, int* kout) {
+    const int j = blockIdx.x;
+    const unsigned long long* c = (const unsigned long long*)cnt_ptrs[j];
+    unsigned long long* lo = (unsigned long long*)plane_ptrs[j];
+    unsigned long long* hi = lo + 256;
+    __shared__ double dred[33];
+    __shared__ i64 red[33];
+    // byte planes (exact integer sums)
+    for (int b = threadIdx.x; b < 512; b += blockDim.x) {
+        unsigned long long s = 0;
+        if (b < 256) { for (int h = 0; h < 256; ++h) s += c[h * 256 + b]; lo[b] = s; }
+        else { const int h = b - 256; for (int q = 0; q < 256; ++q) s += c[h * 256 + q]; hi[h] = s; }
+    }
+    __syncthreads();
+    i64 nsum = 0, kw = 0, kl = 0, kh = 0;
+    for (int v = threadIdx.x; v < 65536; v += blockDim.x) { nsum += (i64)c[v]; kw += c[v] != 0; }
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) { kl += lo[b] != 0; kh += hi[b] != 0; }
+    nsum = block_sum<i64>(nsum, red);
+    kw = block_sum<i64>(kw, red); kl = block_sum<i64>(kl, red); kh = block_sum<i64>(kh, red);
+    const double N = (double)nsum;
+    double hw = 0.0, hl = 0.0, hh = 0.0;
+    for (int v = threadIdx.x; v < 65536; v += blockDim.x) if (c[v]) { const double x = (double)c[v]; hw -= x * log2(x / N); }
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) {
+        if (lo[b]) { const double x = (double)lo[b]; hl -= x * log2(x / N); }
+        if (hi[b]) { const double x = (double)hi[b]; hh -= x * log2(x / N); }
+    }
+    hw = block_sum<double>(hw, dred); hl = block_sum<double>(hl, dred); hh = block_sum<double>(hh, dred);
+    if (threadIdx.x == 0) {
+        out[4 * j] = hw; out[4 * j + 1] = hl; out[4 * j + 2] = hh; out[4 * j + 3] = N;
+        kout[3 * j] = (int)kw; kout[3 * j + 1] = (int)kl; kout[3 * j + 2] = (int)kh;
     }
 }
 
@@ -270,6 +472,7 @@ __global__ void rans_encode(const Job* jobs, i64* sizes, int* tops) {
     const i64 start = c * J.chunk;
     const i64 m = min(J.chunk, J.n - start);
     const i64 count = m / J.lanes + (l < m % J.lanes);
+    if (J.table2 && *(const int*)J.table2 < 2) { sizes[J.lane_base + j] = 0; tops[J.lane_base + j] = J.cap; return; }
     const u32* enc = (const u32*)J.table;
     u16* s = (u16*)J.scratch + j * J.cap;
     int pos = J.cap;
@@ -356,5 +559,5 @@ NAMES = (
     "dequantize_kernel<float,signed char>", "dequantize_kernel<float,short>",
     "dequantize_kernel<double,signed char>", "dequantize_kernel<double,short>",
     "dedup_insert", "dedup_flag", "dedup_finish", "histogram_kernel", "rans_encode", "rans_gather",
-    "rans_decode", "fill_kernel",
+    "rans_decode", "fill_kernel", "build_tables", "plane_costs",
 )
