@@ -92,20 +92,29 @@ def list_notebooks(only: str | None = None) -> list[Path]:
     return paths
 
 
-def execute(path: Path, run_dir: Path, profile: str, parameters: dict | None = None) -> NotebookRun:
-    """Execute one notebook into ``run_dir`` with PROFILE and OUT_DIR injected."""
+def execute(path: Path, run_dir: Path, profile: str, parameters: dict | None = None,
+            cell_timeout: int | None = None) -> NotebookRun:
+    """Execute one notebook into ``run_dir`` with PROFILE and OUT_DIR injected.
+
+    The kernel runs headless (DLRMCOMP_HEADLESS=1: static figures, no widgets); a cell running
+    longer than ``cell_timeout`` seconds fails the notebook instead of stalling it.
+    """
     import papermill
 
+    os.environ["DLRMCOMP_HEADLESS"] = "1"  # inherited by the kernel papermill starts
     out_dir = run_dir / path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"PROFILE": profile, "OUT_DIR": str(out_dir.resolve()), **(parameters or {})}
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(path), str(run_dir / path.name), parameters=params, progress_bar=False,
-                                   kernel_name=os.environ.get("DLRMCOMP_KERNEL", "python3"), cwd=str(path.parent))
+                                   kernel_name=os.environ.get("DLRMCOMP_KERNEL", "python3"), cwd=str(path.parent),
+                                   execution_timeout=cell_timeout)
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count} (index {exc.cell_index}) raised {exc.ename}: {exc.evalue}"
         return NotebookRun(path.stem, False, time.perf_counter() - start, out_dir, error)
+    except TimeoutError as exc:
+        return NotebookRun(path.stem, False, time.perf_counter() - start, out_dir, f"timed out: {exc}")
     return NotebookRun(path.stem, True, time.perf_counter() - start, out_dir)
 
 
