@@ -28,7 +28,7 @@ demo: setup
 
 test: setup
 	$(PYTEST) tests
-	DLRMCOMP_RUNS_DIR=$$(mktemp -d) $(PYTEST) --nbval-lax notebooks/
+	DLRMCOMP_HEADLESS=1 DLRMCOMP_RUNS_DIR=$$(mktemp -d) $(PYTEST) --nbval-lax --nbval-cell-timeout=600 notebooks/
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -98,6 +98,6 @@ def execute_notebook(stem: str, tmp_path: Path, profile: str = "smoke", **parame
     """Run notebooks/<stem>.ipynb with papermill into tmp_path; return its recorded results."""
     from dlrmcomp.notebook import execute, notebooks_dir, read_results
 
-    run = execute(notebooks_dir() / f"{stem}.ipynb", tmp_path, profile, parameters)
+    run = execute(notebooks_dir() / f"{stem}.ipynb", tmp_path, profile, parameters, cell_timeout=600)
     assert run.ok, run.error
     return read_results(run.out_dir)

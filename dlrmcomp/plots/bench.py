@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..bench import benchmark
 from ..bench import speedup as sp
+from . import widgets
 
 BANDWIDTHS = np.logspace(-1, np.log10(400), 200)  # GB/s
 
@@ -101,14 +102,14 @@ def speedup_explorer(rates: pd.DataFrame, bandwidth: float, share: float, pipeli
     Jupyter kernel with ipywidgets, sliders for bandwidth, share and pipelining. Returns the static figure.
     """
     fig = end_to_end_bars(rates, bandwidth, share, pipelined)
-    try:
-        import ipywidgets
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        return fig
-    if get_ipython() is None:
-        return fig
+    widgets.interactive(
+        lambda bandwidth, share, pipelined: (end_to_end_bars(rates, bandwidth, share, pipelined), plt.show()),
+        bandwidth=lambda w: w.FloatLogSlider(value=bandwidth, base=10, min=-1, max=np.log10(400), step=0.05,
+                                             description="GB/s", continuous_update=False),
+        share=lambda w: w.FloatSlider(value=share, min=0.0, max=1.0, step=0.05, description="a2a share",
+                                      continuous_update=False),
+        pipelined=lambda w: w.Checkbox(value=pipelined, description="pipelined"))
+    return fig
     display(ipywidgets.interactive(
         lambda bandwidth, share, pipelined: (end_to_end_bars(rates, bandwidth, share, pipelined), plt.show()),
         bandwidth=ipywidgets.FloatLogSlider(value=bandwidth, base=10, min=-1, max=np.log10(400), step=0.05,

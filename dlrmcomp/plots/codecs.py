@@ -5,6 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import widgets
+
 
 def ratio_vs_bound(df: pd.DataFrame, title: str = "") -> plt.Figure:
     """One panel per data set: ratio (log) vs relative bound (log), one line per lossy codec."""
@@ -54,8 +56,7 @@ def field_view(x: np.ndarray, y: np.ndarray, title: str = "") -> plt.Figure:
 
 def bound_slider(x: np.ndarray, codec_name: str = "quant+ans", bounds=(1e-4, 1e-3, 1e-2, 3e-2, 1e-1)) -> plt.Figure:
     """Show ``field_view`` at the middle bound (static, so papermill keeps it) and, in a live
-    Jupyter kernel with ipywidgets, a slider over ``bounds`` that redraws it. Returns the static figure.
-    """
+    Jupyter kernel, a slider over ``bounds`` that redraws it. Returns the static figure."""
     from .. import codecs, decompress
 
     def view(eb):
@@ -63,15 +64,7 @@ def bound_slider(x: np.ndarray, codec_name: str = "quant+ans", bounds=(1e-4, 1e-
         return field_view(x, decompress(frame), f"{codec_name} at eb={eb:g}: ratio {x.nbytes / len(frame):.1f}")
 
     fig = view(bounds[len(bounds) // 2])
-    try:
-        import ipywidgets
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        return fig
-    if get_ipython() is None:
-        return fig
-    slider = ipywidgets.SelectionSlider(options=list(bounds), value=bounds[len(bounds) // 2], description="eb",
-                                        continuous_update=False)
-    display(ipywidgets.interactive(lambda eb: (view(eb), plt.show()), eb=slider))
+    widgets.interactive(lambda eb: (view(eb), plt.show()),
+                        eb=lambda w: w.SelectionSlider(options=list(bounds), value=bounds[len(bounds) // 2],
+                                                       description="eb", continuous_update=False))
     return fig
