@@ -58,12 +58,16 @@ def copy_gbps(nbytes: int, repeat: int) -> float:
     return 2 * nbytes / t / 1e9
 
 
-# (recipe, lanes, chunk, tables): the CPU-identical layout with the first pass's host tables ("before"),
-# the same with device tables (must give the same bytes), and GPU-preferred layouts (more lanes)
-OURS = [("quant+dedup+ans", 32, 1 << 18, "host"), ("quant+dedup+ans", 32, 1 << 18, "device"),
-        ("quant+dedup+ans", 128, 1 << 16, "device"),
-        ("quant+ans", 32, 1 << 18, "host"), ("quant+ans", 32, 1 << 18, "device"),
-        ("quant+ans", 128, 1 << 17, "device"), ("quant+ans", 256, 1 << 16, "device")]
+# (recipe, lanes, chunk, fused, states): round 2's path ("unfused S1": host grid parameters, separate
+# histogram pass, one rANS state per thread) is the "before" of each layout; "fused S4" is this round's
+# (device grid parameters, histogram inside quantize, 4 interleaved states per thread); its frames must equal
+# the before's. "fused S1" separates the two changes. L32/C256K is the CPU-identical layout.
+OURS = [("quant+dedup+ans", 32, 1 << 18, False, 1), ("quant+dedup+ans", 32, 1 << 18, True, 4),
+        ("quant+dedup+ans", 128, 1 << 16, False, 1), ("quant+dedup+ans", 128, 1 << 16, True, 4),
+        ("quant+ans", 32, 1 << 18, False, 1), ("quant+ans", 32, 1 << 18, True, 4),
+        ("quant+ans", 128, 1 << 17, False, 1), ("quant+ans", 128, 1 << 17, True, 4),
+        ("quant+ans", 256, 1 << 16, False, 1), ("quant+ans", 256, 1 << 16, True, 1),
+        ("quant+ans", 256, 1 << 16, True, 4)]
 
 
 def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
@@ -73,9 +77,9 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
     rows = []
     codes = None
     reference = {}
-    for recipe, lanes, chunk, tab in configs:
-        codec = GpuPipeline(recipe, eb=eb, mode="rel", dtype=cdt, lanes=lanes, chunk=chunk, tables=tab)
-        name = f"ours gpu:{recipe} L{lanes} C{chunk >> 10}K {tab} tables"
+    for recipe, lanes, chunk, fused, states in configs:
+        codec = GpuPipeline(recipe, eb=eb, mode="rel", dtype=cdt, lanes=lanes, chunk=chunk, fused=fused, states=states)
+        name = f"ours gpu:{recipe} L{lanes} C{chunk >> 10}K {'fused' if fused else 'unfused'} S{states}"
         try:
             batch, te = timed(lambda: codec.encode_device(xs), repeat)
             frames = batch.frames()
@@ -84,7 +88,7 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
             same = ""
             key = (recipe, lanes, chunk)
             if key in reference:
-                same = "frames == host-table frames" if frames == reference[key] else "FRAMES DIFFER from host tables"
+                same = "frames == unfused S1 frames" if frames == reference[key] else "FRAMES DIFFER from unfused S1"
             else:
                 reference[key] = frames
             codec._profile = {}
@@ -93,7 +97,7 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
                   ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in codec._profile.items()), flush=True)
             del codec._profile
             plan = decode_plan(frames)
-            ys, td = timed(lambda: run_decode(plan), repeat)
+            ys, td = timed(lambda: run_decode(plan, states), repeat)
             worst = 0.0
             for x, y, f in zip(xs, ys, frames):
                 from dlrmcomp.codecs import read_header
@@ -153,7 +157,7 @@ def main(argv=None):
     rows = []
     for k, spec in enumerate(args.bounds.split(",")):
         eb, cdt = spec.split(":")
-        configs = OURS if k == 0 else [c for c in OURS if c[3] == "device" and c[1] <= 128]
+        configs = OURS if k == 0 else [c for c in OURS if c[1] <= 128 and c[3]]
         rows += run_payload("zipf", zipf, float(eb), cdt, args.repeat, nvcomp_ok and k == 0, configs)
         print(pd.DataFrame(rows).tail(16).to_markdown(index=False, floatfmt=".2f"), flush=True)
     uniq = unique_payload(args.batch, args.dim, args.tables)

@@ -24,7 +24,7 @@ cp = pytest.importorskip("cupy")
 if not codecs.gpu.gpu_available():  # pragma: no cover - CPU CI
     pytest.skip("no CUDA device", allow_module_level=True)
 
-from dlrmcomp.codecs.gpu.codec import GpuPipeline  # noqa: E402
+from dlrmcomp.codecs.gpu.codec import GpuPipeline, decode_plan, run_decode  # noqa: E402
 
 
 def _has_numba() -> bool:
@@ -212,3 +212,28 @@ def test_nvcomp_frames_round_trip(algo):
     codec = codecs.get(f"nvcomp:{algo.lower()}", eb=0.03)
     y = codec.decode(codec.encode(x))
     check_error_bound(x, y, codecs.read_header(codec.encode(x)).eb_abs)
+
+
+@pytest.mark.parametrize("recipe", ["quant+ans", "quant+dedup+ans"])
+@pytest.mark.parametrize("cdt", ["int8", "int16"])
+@pytest.mark.parametrize("mode", ["rel", "abs"])
+@pytest.mark.parametrize("lanes,chunk", [(32, 1 << 18), (128, 1 << 12), (24, 1 << 10)])
+def test_fused_and_multistate_give_identical_frames(recipe, cdt, mode, lanes, chunk):
+    """Device grid params + fused quantize/histogram + S lanes per thread: the same bytes as the unfused,
+    one-state-per-thread path (and so as the CPU's in the default layout); decode with S = 1, 2, 4 agrees."""
+    rng = np.random.default_rng(9)
+    xs = arrays(rng) + [rng.normal(0, 1, (777, 64)).astype(np.float32),
+                        np.full((64, 16), 3.0, np.float32), rng.normal(0, 1, (300, 8)).astype(np.float64)]
+    xs = [x for x in xs if x.dtype == np.float32] if recipe == "quant+dedup+ans" else xs
+    eb = 0.02 if mode == "rel" else 0.01
+    ref = GpuPipeline(recipe, eb=eb, mode=mode, dtype=cdt, lanes=lanes, chunk=chunk, fused=False, states=1)
+    want = ref.encode_batch(xs)
+    for states in (1, 2, 4):
+        new = GpuPipeline(recipe, eb=eb, mode=mode, dtype=cdt, lanes=lanes, chunk=chunk, fused=True, states=states)
+        assert new.encode_batch(xs) == want
+        got = run_decode(decode_plan(want), states)
+        base = run_decode(decode_plan(want), 1)
+        for g, b, x in zip(got, base, xs):
+            assert g.shape == x.shape and cp.asnumpy(g).tobytes() == cp.asnumpy(b).tobytes()
+            assert float(cp.abs(g.astype(cp.float64) - cp.asarray(x)).max()) <= 1.0001 * (
+                eb if mode == "abs" else eb * float(np.ptp(x)))

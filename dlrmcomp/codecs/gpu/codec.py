@@ -172,6 +172,35 @@ class _Tables:
         return self._cache[j]
 
 
+class _Views:
+    """Per-table code arrays inside one buffer, made on first access (cupy views cost host time)."""
+
+    def __init__(self, buf, offs, sizes, dtypes, shapes):
+        self.buf, self.offs, self.sizes, self.dtypes, self.shapes = buf, offs, sizes, dtypes, shapes
+        self._cache = {}
+
+    def ptr(self, t: int) -> int:
+        return int(self.buf.data.ptr + self.offs[t])
+
+    def __len__(self):
+        return len(self.offs)
+
+    def __getitem__(self, t):
+        if t not in self._cache:
+            o, n, c = int(self.offs[t]), int(self.sizes[t]), self.dtypes[t]
+            self._cache[t] = self.buf[o:o + n * c.itemsize].view(c).reshape(self.shapes[t])
+        return self._cache[t]
+
+    def __iter__(self):
+        return (self[t] for t in range(len(self)))
+
+
+def _grids_from(params: np.ndarray) -> tuple[list, list]:
+    """(bounds, grids) from the device's grid_params rows (base, step, eb_abs, qmax)."""
+    p = np.asarray(params, np.float64).reshape(-1, 4)
+    return [float(r[2]) for r in p], [Grid(base=float(r[0]), step=float(r[1])) for r in p]
+
+
 @dataclass
 class _Stream:
     """One coded stream of one table: where its values live on the device and how it is coded."""
@@ -268,7 +297,8 @@ class GpuPipeline(Codec):
     dtypes = tuple(np.dtype(t) for t in ("float32", "float64"))
 
     def __init__(self, recipe: str = "quant+dedup+ans", eb: float | None = None, mode: str = "rel",
-                 dtype: str = "auto", lanes: int = 32, chunk: int = 1 << 18, tables: str = "device"):
+                 dtype: str = "auto", lanes: int = 32, chunk: int = 1 << 18, tables: str = "device",
+                 fused: bool = True, states: int = 4):
         quant, dedup, coders = parse_recipe(recipe)
         if not quant or coders != ("ans",):
             raise ValueError(f"GPU recipes are quant+ans and quant+dedup+ans, got {recipe!r}")
@@ -284,6 +314,12 @@ class GpuPipeline(Codec):
         if tables not in ("device", "host"):
             raise ValueError(f"tables must be 'device' or 'host', got {tables!r}")
         self.tables = tables
+        # fused: grid parameters computed on the device (no host sync between range and quantize) and, for
+        # quant+ans with int8 codes, the code histogram counted inside the quantize kernel. Needs a fixed code
+        # dtype (int8/int16): "auto" picks it from the ranges on the host. states: rANS lanes per thread.
+        if int(states) not in (1, 2, 4):
+            raise ValueError(f"states must be 1, 2 or 4, got {states!r}")
+        self.fused, self.states = bool(fused), int(states)
 
     @property
     def name(self) -> str:
@@ -324,7 +360,7 @@ class GpuPipeline(Codec):
     def decode_batch(self, frames, out: str = "cupy") -> list:
         """A list of frames -> a list of cupy arrays (``out="torch"``: torch CUDA tensors)."""
         plan = decode_plan(list(frames))
-        arrays = run_decode(plan)
+        arrays = run_decode(plan, self.states)
         if out == "torch":
             import torch
 
@@ -363,14 +399,24 @@ class GpuPipeline(Codec):
         sizes = np.array([a.size for a in arrays], np.int64)
         d_ptrs = cp.asarray(np.array([a.data.ptr for a in arrays], np.uint64))
         d_sizes = cp.asarray(sizes)
-        grid_x = _grid_size(int(sizes.max()))
+        fast = self.fused and self.dtype in ("int8", "int16")
+        grid_x = _grid_size(int(sizes.max()), 64 if fast else 4)
         # 1. ranges
         d_rng = cp.asarray(_ord_init(T, dt))
         _fn(f"range_kernel<{_ctype(dt)}>")((grid_x, T), (_BLOCK,), (d_ptrs, d_sizes, d_rng))
-        rng = _ord_decode(cp.asnumpy(d_rng), dt).reshape(T, 2).astype(np.float64)
-        stamp("range")
         bounds, grids, cdts, params = [], [], [], np.zeros((T, 4), np.float64)
-        for t in range(T):
+        d_params = None
+        if fast:  # grid parameters on the device: no sync; bounds and grids come back with a later sync
+            cdts = [np.dtype(np.int8 if self.dtype == "int8" else np.int16)] * T
+            d_params = cp.empty(4 * T, cp.float64)
+            _fn(f"grid_params<{_ctype(dt)}>")((-(-T // 128),), (128,), (
+                d_rng, np.int32(T), np.float64(self.eb), np.int32(self.mode == "abs"),
+                np.float64(code_limits(cdts[0])[0]), d_params))
+            rng = np.zeros((0, 2))
+        else:
+            rng = _ord_decode(cp.asnumpy(d_rng), dt).reshape(T, 2).astype(np.float64)
+        stamp("range")
+        for t in range(len(rng)):
             lo, hi = (float(rng[t, 0]), float(rng[t, 1])) if rng[t, 0] <= rng[t, 1] else (0.0, 0.0)
             if self.mode == "abs":
                 eb_abs = self.eb
@@ -384,10 +430,21 @@ class GpuPipeline(Codec):
         # 2. quantize, one launch per code dtype
         code_off, code_total = _offsets([int(s) * c.itemsize for s, c in zip(sizes, cdts)])
         code_buf = cp.empty(code_total, cp.uint8)
-        codes = [code_buf[o:o + s * c.itemsize].view(c).reshape(a.shape)
-                 for o, s, c, a in zip(code_off, sizes, cdts, arrays)]
+        codes = _Views(code_buf, code_off, sizes, cdts, [a.shape for a in arrays])
         d_esc = cp.zeros(T, cp.uint64)
-        for cdt in sorted(set(cdts), key=lambda d: d.itemsize):
+        fused_hist = fast and not self._dedup and cdts[0].itemsize == 1
+        d_counts = None
+        if fast:
+            d_cptr = cp.asarray((code_off + code_buf.data.ptr).astype(np.uint64))
+            esc_code = np.int32(code_limits(cdts[0])[1])
+            if fused_hist:
+                d_counts = cp.zeros(256 * T, cp.uint64)
+                _fn(f"quantize_hist_kernel<{_ctype(dt)}>")((grid_x, T), (_BLOCK,), (
+                    d_ptrs, d_sizes, d_params, d_cptr, d_esc, esc_code, d_counts))
+            else:
+                _fn(f"quantize_kernel<{_ctype(dt)},{_ctype(cdts[0])}>")((grid_x, T), (_BLOCK,), (
+                    d_ptrs, d_sizes, d_params, d_cptr, d_esc, esc_code))
+        for cdt in ([] if fast else sorted(set(cdts), key=lambda d: d.itemsize)):
             sel = [t for t in range(T) if cdts[t] == cdt]
             args = (cp.asarray(np.array([arrays[t].data.ptr for t in sel], np.uint64)),
                     cp.asarray(sizes[sel]), cp.asarray(params[sel]),
@@ -416,7 +473,7 @@ class GpuPipeline(Codec):
             slots = cp.full(int(caps.sum()), -1, cp.int32)
             row_slot = cp.empty(int(rows.sum()), cp.int32)
             flags = cp.empty(int(rows.sum()), cp.int32)
-            d_codes = cp.asarray(np.array([c.data.ptr for c in codes], np.uint64))
+            d_codes = cp.asarray((code_off + code_buf.data.ptr).astype(np.uint64))
             d_rows, d_rb = cp.asarray(rows), cp.asarray(row_bytes)
             d_soff, d_caps, d_roff = cp.asarray(slot_off), cp.asarray(caps), cp.asarray(row_off)
             gx = _grid_size(int(rows.max()), 1)
@@ -430,9 +487,14 @@ class GpuPipeline(Codec):
             _fn("dedup_finish")((gx, T), (_BLOCK,), (d_codes, d_rows, d_rb, d_soff, slots, row_slot, d_roff, incl,
                                                      d_uniq, inverse))
             ends_idx = cp.asarray(row_off + rows - 1)
-            counts = cp.concatenate([incl[ends_idx].astype(cp.int64), d_esc.astype(cp.int64)])
-            host = cp.asnumpy(counts)  # sync 2
-            n_unique, esc_counts = host[:T], host[T:]
+            parts = [incl[ends_idx].astype(cp.int64), d_esc.astype(cp.int64)]
+            if d_params is not None:
+                parts.append(d_params.view(cp.int64))
+            host = cp.asnumpy(cp.concatenate(parts))  # sync 2 (the first one on the fused path)
+            n_unique, esc_counts = host[:T], host[T:2 * T]
+            if d_params is not None:
+                bounds, grids = _grids_from(host[2 * T:].view(np.float64))
+                d_params = None
             n_unique = n_unique - np.concatenate([[0], n_unique[:-1]])
             for t in range(T):
                 u = int(n_unique[t])
@@ -444,7 +506,7 @@ class GpuPipeline(Codec):
         else:
             esc_counts = None  # read with the final sizes
             for t in range(T):
-                streams.append([_Stream(int(codes[t].data.ptr), cdts[t].itemsize, cdts[t], int(sizes[t]))])
+                streams.append([_Stream(codes.ptr(t), cdts[t].itemsize, cdts[t], int(sizes[t]))])
             keep = ()
         stamp("dedup")
         # 4. histograms of every stream (byte planes for 4-byte streams)
@@ -462,9 +524,12 @@ class GpuPipeline(Codec):
             hjobs[i]["src"], hjobs[i]["n"], hjobs[i]["width"], hjobs[i]["stride"] = ptr, n, load, load
             hjobs[i]["shift"], hjobs[i]["mask"], hjobs[i]["nbins"] = shift, mask, mask + 1
         hist_off = np.concatenate([[0], np.cumsum(hist_nbins)[:-1]]).astype(np.int64)
-        d_counts = cp.zeros(int(sum(hist_nbins)), cp.uint64)
+        if d_counts is None:
+            d_counts = cp.zeros(int(sum(hist_nbins)), cp.uint64)
+        else:  # counted by quantize_hist_kernel: table t's int8 codes at 256 t
+            assert hist_nbins == [256] * T and list(hist_off) == [256 * t for t in range(T)]
         nb_arr = np.array(hist_nbins)
-        for small in (True, False):  # one launch per class: 256 bins (per-warp copies) / 65536 bins (windows)
+        for small in ((True, False) if not fused_hist else ()):  # one launch per class: 256 bins (per-warp copies) / 65536 bins (windows)
             sel = np.flatnonzero((nb_arr <= 256) == small)
             if not sel.size:
                 continue
@@ -507,7 +572,12 @@ class GpuPipeline(Codec):
         data_size = np.zeros(len(enc_jobs), np.int64)
         if enc_jobs:
             d_jobs = cp.asarray(jobs.view(np.uint8))
-            _fn("rans_encode")((int(-(-n_lanes.max() // 128)), len(enc_jobs)), (128,), (d_jobs, d_sizes_l, tops))
+            S = self.states if self.lanes % self.states == 0 else 1
+            if S == 1:
+                _fn("rans_encode")((int(-(-n_lanes.max() // 128)), len(enc_jobs)), (128,), (d_jobs, d_sizes_l, tops))
+            else:
+                _fn(f"rans_encode_multi<{S}>")((int(-(-(n_lanes.max() // S) // 128)), len(enc_jobs)), (128,),
+                                               (d_jobs, d_sizes_l, tops))
             stamp("rans_encode")
             ends = cp.cumsum(d_sizes_l)
             _fn("rans_gather")((int(min(1024, -(-n_lanes.max() // 8))), len(enc_jobs)), (_BLOCK,),
@@ -521,14 +591,23 @@ class GpuPipeline(Codec):
                 tail.append(d_esc.astype(cp.int64))
             if tab.meta is not None:
                 tail.append(tab.meta.astype(cp.int64))
-            host = cp.asnumpy(cp.concatenate(tail))  # sync 4 (the only one on the int8 quant+ans path after ranges)
+            n_meta = 0 if tab.meta is None else int(tab.meta.size)
+            if d_params is not None:
+                tail.append(d_params.view(cp.int64))
+            host = cp.asnumpy(cp.concatenate(tail))  # sync 4 (the only one on the fused int8 quant+ans path)
             data_size, pos = host[:len(enc_jobs)], len(enc_jobs)
             if esc_counts is None:
                 esc_counts, pos = host[pos:pos + T], pos + T
             if tab.meta is not None:
-                tab.meta_host = host[pos:].reshape(-1, 2)
+                tab.meta_host = host[pos:pos + n_meta].reshape(-1, 2)
+                pos += n_meta
+            if d_params is not None:
+                bounds, grids = _grids_from(host[pos:pos + 4 * T].view(np.float64))
+                d_params = None
         if esc_counts is None:
             esc_counts = cp.asnumpy(d_esc).astype(np.int64)
+        if d_params is not None:  # no rANS job ran (empty streams)
+            bounds, grids = _grids_from(cp.asnumpy(d_params))
         stamp("gather")
         batch = EncodedBatch(self, arrays, bounds, grids, cdts, streams, codes, esc_counts, tab, ends,
                              lane_base, n_lanes, data, data_off, data_size)
@@ -642,6 +721,7 @@ class DecodePlan:
     max_n: int
     staging: object
     expected_n: list
+    lanes: tuple = ()   # lanes of every rANS job (run_decode's lanes-per-thread must divide them all)
 
 
 def _parse_stream(buf) -> tuple:
@@ -724,15 +804,21 @@ def decode_plan(frames: list) -> DecodePlan:
         fills[i]["src"], fills[i]["n"], fills[i]["width"], fills[i]["stride"], fills[i]["mask"] = base, n, width, stride, value
         max_n = max(max_n, n)
     return DecodePlan(headers, grids, escapes, outputs, dedups, cp.asarray(jobs.view(np.uint8)), len(rans_jobs),
-                      cp.asarray(fills.view(np.uint8)), len(fill_jobs), max_lanes, max_n, staging, expected)
+                      cp.asarray(fills.view(np.uint8)), len(fill_jobs), max_lanes, max_n, staging, expected,
+                      tuple(int(j[5]) for j in rans_jobs))
 
 
-def run_decode(plan: DecodePlan) -> list:
-    """Run the decode kernels of a plan; returns one cupy array per frame (one sync at the end)."""
+def run_decode(plan: DecodePlan, states: int = 4) -> list:
+    """Run the decode kernels of a plan; returns one cupy array per frame (one sync at the end).
+    ``states``: rANS lanes decoded per thread (interleaved states), where it divides every job's lanes."""
     cp = _cp()
     err = cp.zeros(1, cp.int32)
     if plan.n_jobs:
-        _fn("rans_decode")((-(-plan.max_lanes // 128), plan.n_jobs), (128,), (plan.jobs, err))
+        S = states if states in (2, 4) and all(lanes % states == 0 for lanes in plan.lanes) else 1
+        if S == 1:
+            _fn("rans_decode")((-(-plan.max_lanes // 128), plan.n_jobs), (128,), (plan.jobs, err))
+        else:
+            _fn(f"rans_decode_multi<{S}>")((-(-(plan.max_lanes // S) // 128), plan.n_jobs), (128,), (plan.jobs, err))
     if plan.n_fill:
         _fn("fill_kernel")((_grid_size(plan.max_n), plan.n_fill), (_BLOCK,), (plan.fill,))
     results, groups = [], {}

@@ -122,6 +122,91 @@ __global__ void quantize_kernel(const u64* ptrs, const i64* sizes, const double*
     if ((threadIdx.x & 31) == 0 && n_esc) atomicAdd(&esc_count[t], (unsigned long long)n_esc);
 }
 
+// ---- grid parameters on the device (no host sync between range and quantize) -----------------
+// Grid.for_range + ErrorBound.resolve of the CPU, in float64 with no contraction, bit for bit.
+// rng: ord(min), ord(max) per table; params[4t..4t+3] = base, step, eb_abs, qmax (as quantize reads them)
+template <typename T>
+__global__ void grid_params(const typename OrdT<T>::U* rng, int T_, double eb, int is_abs, double qmax, double* params) {
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= T_) return;
+    typedef typename OrdT<T>::U U;
+    const U top = (U)1 << (8 * sizeof(U) - 1);
+    U a = rng[2 * t], b = rng[2 * t + 1];
+    a = (a & top) ? (a & ~top) : ~a;
+    b = (b & top) ? (b & ~top) : ~b;
+    T lo_t, hi_t;
+    if (sizeof(T) == 4) { lo_t = (T)__uint_as_float((u32)a); hi_t = (T)__uint_as_float((u32)b); }
+    else { lo_t = (T)__longlong_as_double((i64)a); hi_t = (T)__longlong_as_double((i64)b); }
+    double lo = (double)lo_t, hi = (double)hi_t;
+    if (!(lo <= hi)) { lo = 0.0; hi = 0.0; }
+    const double eb_abs = is_abs ? eb : __dmul_rn(eb, __dadd_rn(hi, -lo));
+    const double step = __dmul_rn(2.0, eb_abs);
+    const double mid = __dadd_rn(__dmul_rn(0.5, lo), __dmul_rn(0.5, hi));
+    double base, st;
+    if (!(is_fin(step) && step > 0.0 && is_fin(__ddiv_rn(1.0, step)))) { base = mid; st = 0.0; }
+    else {
+        const double k = floor(__dadd_rn(__ddiv_rn(mid, step), 0.5));
+        base = __dmul_rn(k, step);
+        if (!is_fin(base)) base = mid;
+        st = step;
+    }
+    params[4 * t] = base; params[4 * t + 1] = st; params[4 * t + 2] = eb_abs; params[4 * t + 3] = qmax;
+}
+
+// quantize (int8 codes) with the code histogram fused: per-warp shared 256-bin histograms, equal keys of a
+// warp merged with __match_any_sync (hot Zipf bins), flushed once per block into counts + 256 t
+template <typename T>
+__global__ void quantize_hist_kernel(const u64* ptrs, const i64* sizes, const double* params, const u64* outs,
+                                     unsigned long long* esc_count, int esc_code, unsigned long long* counts) {
+    __shared__ u32 hs[8 * 256];
+    const int t = blockIdx.y;
+    for (int b = threadIdx.x; b < 8 * 256; b += blockDim.x) hs[b] = 0;
+    __syncthreads();
+    u32* mine = hs + (threadIdx.x >> 5) * 256;
+    const int lane = threadIdx.x & 31;
+    const T* x = (const T*)ptrs[t];
+    signed char* out = (signed char*)outs[t];
+    const i64 n = sizes[t];
+    const double base = params[4 * t], step = params[4 * t + 1], eb = params[4 * t + 2], qmax = params[4 * t + 3];
+    const double inv = step > 0.0 ? 1.0 / step : 0.0;
+    const signed char esc = (signed char)esc_code;
+    int n_esc = 0;
+    const i64 stride = (i64)gridDim.x * blockDim.x;
+    i64 i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (sizeof(T) == 4 && ((u64)x & 15) == 0 && ((u64)out & 3) == 0) {
+        const float4* v = (const float4*)x;
+        for (i64 i = i0; i < n / 4; i += stride) {
+            float4 a = v[i];
+            u32 k[4];
+            k[0] = (u8)quant1<T, signed char>((T)a.x, base, step, inv, eb, qmax, esc, n_esc);
+            k[1] = (u8)quant1<T, signed char>((T)a.y, base, step, inv, eb, qmax, esc, n_esc);
+            k[2] = (u8)quant1<T, signed char>((T)a.z, base, step, inv, eb, qmax, esc, n_esc);
+            k[3] = (u8)quant1<T, signed char>((T)a.w, base, step, inv, eb, qmax, esc, n_esc);
+            ((u32*)out)[i] = k[0] | (k[1] << 8) | (k[2] << 16) | (k[3] << 24);
+            const unsigned am = __activemask();
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+                const unsigned m = __match_any_sync(am, k[q]);
+                if (lane == __ffs(m) - 1) atomicAdd(&mine[k[q]], (u32)__popc(m));
+            }
+        }
+        i0 += (n / 4) * 4;
+    }
+    for (i64 i = i0; i < n; i += stride) {
+        const signed char c = quant1<T, signed char>(x[i], base, step, inv, eb, qmax, esc, n_esc);
+        out[i] = c;
+        atomicAdd(&mine[(u8)c], 1u);
+    }
+    n_esc = __reduce_add_sync(0xffffffffu, (unsigned)n_esc);
+    if (lane == 0 && n_esc) atomicAdd(&esc_count[t], (unsigned long long)n_esc);
+    __syncthreads();
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) {
+        u32 v = 0;
+        for (int q = 0; q < 8; ++q) v += hs[q * 256 + b];
+        if (v) atomicAdd(&counts[256 * (i64)t + b], (unsigned long long)v);
+    }
+}
+
 // ---- dequantization (optionally through a dedup index) --------------------------------------
 // codes[t] -> C [U, W]; index[t] -> u8/u16/u32 [R] (iw bytes each; iw = 0: no index, row r is code row r)
 // out[t] -> T [R, W]; params[2t] = base, params[2t+1] = step; rows[t] = R; width[t] = W
@@ -489,6 +574,125 @@ __global__ void rans_encode(const Job* jobs, i64* sizes, int* tops) {
     tops[J.lane_base + j] = pos;
 }
 
+// rANS encode, S interleaved lanes per thread (S consecutive lanes of one chunk; lanes % S == 0): S independent
+// states in flight per thread, so the serial state chain is not the bound; the same words as rans_encode.
+// Keys of the S lanes are one aligned S-byte load where the plane is a plain byte stream.
+template <int S>
+__global__ void rans_encode_multi(const Job* jobs, i64* sizes, int* tops) {
+    const Job J = jobs[blockIdx.y];
+    const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
+    const int G = J.lanes / S;
+    const i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= n_chunks * G) return;
+    const i64 c = g / G;
+    const int l0 = (int)(g - c * G) * S;
+    const i64 j0 = c * J.lanes + l0;
+    const i64 start = c * J.chunk;
+    const i64 m = min(J.chunk, J.n - start);
+    if (J.table2 && *(const int*)J.table2 < 2) {
+#pragma unroll
+        for (int k = 0; k < S; ++k) { sizes[J.lane_base + j0 + k] = 0; tops[J.lane_base + j0 + k] = J.cap; }
+        return;
+    }
+    i64 count[S];
+    int pos[S];
+    u64 x[S];
+#pragma unroll
+    for (int k = 0; k < S; ++k) { count[k] = m / J.lanes + (l0 + k < m % J.lanes); pos[k] = J.cap; x[k] = 1u << 15; }
+    const u32* enc = (const u32*)J.table;
+    u16* s0 = (u16*)J.scratch + j0 * J.cap;
+    const bool vec = S == 4 && J.width == 1 && J.stride == 1 && J.shift == 0 && J.mask == 0xFF &&
+                     (((u64)J.src + start + l0) & 3) == 0 && (J.lanes & 3) == 0;
+    for (i64 r = count[0] - 1; r >= 0; --r) {
+        u32 keys[S];
+        const bool full = r < count[S - 1];
+        if (vec && full) {
+            const u32 w4 = *(const u32*)((const u8*)J.src + start + r * J.lanes + l0);
+#pragma unroll
+            for (int k = 0; k < S; ++k) keys[k] = (w4 >> (8 * k)) & 0xFF;
+        } else {
+#pragma unroll
+            for (int k = 0; k < S; ++k) keys[k] = r < count[k] ? load_key(J, start + r * J.lanes + l0 + k) : 0u;
+        }
+#pragma unroll
+        for (int k = 0; k < S; ++k) {
+            if (r < count[k]) {
+                const u32* e = enc + 5 * keys[k];
+                const u32 xmax = e[0], rcp = e[1], sh = e[2], bias = e[3], cmpl = e[4];
+                u16* s = s0 + (i64)k * J.cap;
+                if (x[k] >= xmax) { s[--pos[k]] = (u16)(x[k] & 0xFFFF); x[k] >>= 16; }
+                const u64 q = (x[k] * (u64)rcp) >> sh;
+                x[k] = x[k] + bias + q * cmpl;
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < S; ++k) {
+        u16* s = s0 + (i64)k * J.cap;
+        if (count[k] > 0) { s[--pos[k]] = (u16)(x[k] >> 16); s[--pos[k]] = (u16)(x[k] & 0xFFFF); }
+        sizes[J.lane_base + j0 + k] = count[k] > 0 ? 2 * (i64)(J.cap - pos[k]) : 0;
+        tops[J.lane_base + j0 + k] = pos[k];
+    }
+}
+
+// rANS decode, S interleaved lanes per thread (see rans_encode_multi); the same checks as rans_decode
+template <int S>
+__global__ void rans_decode_multi(const Job* jobs, int* err) {
+    const Job J = jobs[blockIdx.y];
+    const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
+    const int G = J.lanes / S;
+    const i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= n_chunks * G) return;
+    const i64 c = g / G;
+    const int l0 = (int)(g - c * G) * S;
+    const i64 j0 = c * J.lanes + l0;
+    const i64 start = c * J.chunk;
+    const i64 m = min(J.chunk, J.n - start);
+    const u32* ends = (const u32*)J.ends;
+    const u16* w = (const u16*)J.scratch;
+    const u16* lut_sym = (const u16*)J.table;
+    const u32* lut_fb = (const u32*)J.table2;
+    const int M = J.cap;
+    const u64 mask = (1ull << M) - 1;
+    i64 count[S], p[S];
+    u64 x[S];
+#pragma unroll
+    for (int k = 0; k < S; ++k) {
+        const i64 j = j0 + k;
+        count[k] = m / J.lanes + (l0 + k < m % J.lanes);
+        p[k] = (j ? (i64)ends[j - 1] : 0) >> 1;
+        x[k] = 1u << 15;
+        if (count[k] > 0) { x[k] = (u64)w[p[k]] | ((u64)w[p[k] + 1] << 16); p[k] += 2; }
+    }
+    u8* out = (u8*)J.src;
+    const bool vec = S == 4 && J.width == 1 && J.stride == 1 && (((u64)out + start + l0) & 3) == 0 && (J.lanes & 3) == 0;
+    for (i64 r = 0; r < count[0]; ++r) {
+        const i64 i = start + r * J.lanes + l0;
+        u32 v[S];
+#pragma unroll
+        for (int k = 0; k < S; ++k) {
+            if (r < count[k]) {
+                const u64 slot = x[k] & mask;
+                v[k] = lut_sym[slot];
+                const u32 fb = lut_fb[slot];
+                x[k] = (u64)(fb & 0xFFFF) * (x[k] >> M) + (fb >> 16);
+                if (x[k] < (1u << 15)) { x[k] = (x[k] << 16) | w[p[k]]; ++p[k]; }
+            }
+        }
+        if (vec && r < count[S - 1]) {
+            *(u32*)(out + i) = (v[0] & 0xFF) | ((v[1] & 0xFF) << 8) | ((v[2] & 0xFF) << 16) | ((v[3 % S] & 0xFF) << 24);
+        } else {
+#pragma unroll
+            for (int k = 0; k < S; ++k) if (r < count[k]) {
+                if (J.width == 1) out[(i + k) * J.stride] = (u8)v[k]; else *(u16*)(out + (i + k) * J.stride) = (u16)v[k];
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < S; ++k)
+        if (count[k] > 0 && (x[k] != (1u << 15) || 2 * p[k] != (i64)ends[j0 + k])) atomicExch(err, 1);
+}
+
 // copy each lane's words (one warp per lane) to out + (lane's begin); ends = inclusive scan of sizes (global),
 // job data begins at out_off[job] bytes, and the job's first lane has global scan base ends[lane_base - 1]
 __global__ void rans_gather(const Job* jobs, const i64* ends, const int* tops, const i64* out_off, u8* out) {
@@ -560,4 +764,6 @@ NAMES = (
     "dequantize_kernel<double,signed char>", "dequantize_kernel<double,short>",
     "dedup_insert", "dedup_flag", "dedup_finish", "histogram_kernel", "rans_encode", "rans_gather",
     "rans_decode", "fill_kernel", "build_tables", "plane_costs",
+    "grid_params<float>", "grid_params<double>", "quantize_hist_kernel<float>", "quantize_hist_kernel<double>",
+    "rans_encode_multi<2>", "rans_encode_multi<4>", "rans_decode_multi<2>", "rans_decode_multi<4>",
 )
