@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 import pytest
+
+from dlrmcomp.bench.speedup import comm_share_from_log
 import torch
 
 from dlrmcomp.data import SyntheticCriteo
@@ -83,6 +85,12 @@ def test_compressed_training_logs_bytes_and_times(tmp_path):
         assert b["bytes_sent"] == sum(b["table_bytes_sent"]) < b["bytes_raw"]
         assert f["size_bytes"] > 0 and b["size_bytes"] == 0  # int8 sizes are known up front
         assert min(f["encode_s"], f["exchange_s"], f["decode_s"]) > 0
+        assert r["step_s"] > 0
+    share = comm_share_from_log(tmp_path / "log.jsonl")
+    assert 0 < share <= 1
+    assert share == pytest.approx(np.mean([min(1.0, sum(d["encode_s"] + d["exchange_s"] + d["decode_s"]
+                                                         for d in (r["forward"], r["backward"])) / r["step_s"])
+                                           for r in comm]))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["bytes_compressed"] == sum(r["forward"]["bytes_sent"] for r in comm)
     assert summary["qcomms"] == {"forward": "quant+ans", "backward": "int8", "dedup": True}

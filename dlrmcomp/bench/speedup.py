@@ -12,6 +12,7 @@ units, e.g. GB/s; Tq = Tdq = inf when quantization is inside Tc/Td, as in ``dlrm
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,22 @@ def end_to_end(s, share):
 def comm_share(bytes_per_iteration: float, bandwidth_gbps: float, iteration_seconds: float) -> float:
     """Share of an iteration spent sending ``bytes_per_iteration`` raw at ``bandwidth_gbps`` (<= 1)."""
     return min(1.0, bytes_per_iteration / (bandwidth_gbps * 1e9) / iteration_seconds)
+
+
+def comm_share_from_log(path) -> float:
+    """Share of iteration time in the all-to-all, from a ``dlrmcomp train --nproc`` log: the mean over
+    its ``comm`` records of (encode + exchange + decode, both directions) / iteration seconds, at
+    most 1 (the comm times are the slowest rank's, the iteration time rank 0's). Take it from an
+    uncompressed (fp32) run for Amdahl's ``share``."""
+    shares = []
+    for line in Path(path).read_text().splitlines():
+        rec = json.loads(line) if line.strip() else {}
+        if rec.get("kind") == "comm" and rec.get("step_s"):
+            comm = sum(d["encode_s"] + d["exchange_s"] + d["decode_s"] for d in rec.values() if isinstance(d, dict))
+            shares.append(min(1.0, comm / rec["step_s"]))
+    if not shares:
+        raise ValueError(f"{path}: no comm records with step times (is it a distributed training log?)")
+    return float(np.mean(shares))
 
 
 def per_table(results: pd.DataFrame, bandwidth: float, pipelined: bool = False, tq=np.inf, tdq=np.inf) -> pd.DataFrame:
@@ -109,11 +126,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipelined", action="store_true", help="overlap the stages (slowest stage bounds)")
     p.add_argument("--quant-gbps", type=float, default=np.inf,
                    help="(de)quantization throughput when the results exclude it (external tools)")
-    p.add_argument("--share", type=float, help="share of the iteration in the all-to-all, for Amdahl")
+    share = p.add_mutually_exclusive_group()
+    share.add_argument("--share", type=float, help="share of the iteration in the all-to-all, for Amdahl")
+    share.add_argument("--share-from", type=Path, metavar="LOG",
+                       help="take the share from a distributed training log.jsonl (an fp32 run)")
 
 
 def main(args) -> int:
     results = pd.concat([load_results(p) for p in args.results], ignore_index=True)
+    if args.share_from is not None:
+        args.share = comm_share_from_log(args.share_from)
+        print(f"all-to-all share of the iteration (from {args.share_from}): {args.share:.4f}")
     rated = per_table(results, args.bandwidth, args.pipelined, args.quant_gbps, args.quant_gbps)
     best = hybrid(rated)
     fmt = {"float_format": lambda v: f"{v:.4f}", "index": False}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..io import write_json
 from ..models import DLRM, PRESETS
 from ..train.logs import JsonlLog
 from ..train.loop import TrainConfig, make_data, make_optimizer, make_schedule
@@ -172,9 +172,10 @@ class DistTrainer:
         win = {"raw": np.zeros(len(self.data.table_sizes), np.int64)}
         win["sent"] = win["raw"].copy()
         for it in range(cfg.iters):
+            start = time.perf_counter()
             window += self.step(it)
             n += 1
-            rec = self._comm_record(it)
+            rec = {**self._comm_record(it), "step_s": time.perf_counter() - start}
             win["raw"] += rec["forward"]["table_bytes_raw"]
             win["sent"] += rec["forward"]["table_bytes_sent"]
             if log:
@@ -196,7 +197,7 @@ class DistTrainer:
                     log.write({"kind": "eval", "iteration": it + 1, **last_eval})
         summary = self.summary(last_eval or self.evaluate(), time.perf_counter() - t0)
         if self.rank == 0:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+            write_json(self.out / "summary.json", summary)
         return summary
 
     def summary(self, final: dict, seconds: float) -> dict:
