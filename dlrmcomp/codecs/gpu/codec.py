@@ -298,7 +298,7 @@ class GpuPipeline(Codec):
 
     def __init__(self, recipe: str = "quant+dedup+ans", eb: float | None = None, mode: str = "rel",
                  dtype: str = "auto", lanes: int = 32, chunk: int = 1 << 18, tables: str = "device",
-                 fused: bool = True, states: int = 4):
+                 fused: bool = True, states: int = 1):
         quant, dedup, coders = parse_recipe(recipe)
         if not quant or coders != ("ans",):
             raise ValueError(f"GPU recipes are quant+ans and quant+dedup+ans, got {recipe!r}")
@@ -316,7 +316,9 @@ class GpuPipeline(Codec):
         self.tables = tables
         # fused: grid parameters computed on the device (no host sync between range and quantize) and, for
         # quant+ans with int8 codes, the code histogram counted inside the quantize kernel. Needs a fixed code
-        # dtype (int8/int16): "auto" picks it from the ranges on the host. states: rANS lanes per thread.
+        # dtype (int8/int16): "auto" picks it from the ranges on the host. states: rANS lanes per thread (interleaved
+        # states; same bytes). Default 1: on an H200, 4 was slower to encode in every layout and slower to decode
+        # except L256 on the Zipf payload (RESULTS.md, GPU section).
         if int(states) not in (1, 2, 4):
             raise ValueError(f"states must be 1, 2 or 4, got {states!r}")
         self.fused, self.states = bool(fused), int(states)
@@ -808,7 +810,7 @@ def decode_plan(frames: list) -> DecodePlan:
                       tuple(int(j[5]) for j in rans_jobs))
 
 
-def run_decode(plan: DecodePlan, states: int = 4) -> list:
+def run_decode(plan: DecodePlan, states: int = 1) -> list:
     """Run the decode kernels of a plan; returns one cupy array per frame (one sync at the end).
     ``states``: rANS lanes decoded per thread (interleaved states), where it divides every job's lanes."""
     cp = _cp()
