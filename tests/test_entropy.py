@@ -236,3 +236,15 @@ def test_value_objects():
         Huffman().encode(np.zeros(3, np.float32))
     with pytest.raises(CorruptStreamError):
         Huffman().decode(object())
+
+
+@pytest.mark.parametrize("coder", [Rans(), Huffman()])
+def test_short_streams_use_few_lanes(coder):
+    """A lane costs bytes of offset (and state): short streams must not pay for 32 of them."""
+    from dlrmcomp.codecs.entropy import stream_lanes
+
+    assert [stream_lanes(n, 32) for n in (1, 4096, 4097, 65536, 10**6)] == [1, 1, 2, 16, 32]
+    symbols = np.random.default_rng(0).integers(0, 4, 512).astype(np.uint8)  # 2 bits each: 128 bytes
+    stream = coder.encode(symbols)
+    assert len(stream) <= 128 * 1.05 + 64
+    assert np.array_equal(coder.decode(stream), symbols)

@@ -74,6 +74,9 @@ peek at the low max_len bits, look up (symbol, length) in a 2**max_len-entry tab
 
 Encoder choices
 ---------------
+* Lanes: a stream of n symbols uses L = min(lanes, the power of two >= ceil(n / 4096)) lanes
+  (``stream_lanes``), so short streams do not pay 4-8 bytes for each of 32 mostly empty lanes;
+  the header records L. The GPU encoder applies the same rule (byte-identical frames).
 * Layout: 1-byte dtypes are always "whole". Wider dtypes use "whole" when at most 2**15
   distinct values are present and ``cost(whole) <= sum of cost(byte planes)``. Here
   ``cost = n * H0(plane) + 8 * K * (width + 2)`` bits. So the int16 codes of a quantizer
@@ -298,6 +301,16 @@ def _pad_to_4(pos: int) -> int:
     return -pos % 4
 
 
+#: a stream gets no more than one lane per this many symbols (a lane costs 4-8 bytes of offset and state)
+MIN_LANE_SYMBOLS = 4096
+
+
+def stream_lanes(n: int, lanes: int) -> int:
+    """Lanes used for an n-symbol stream: ``lanes``, or fewer (a power of two) for short streams."""
+    want = max(1, -(-n // MIN_LANE_SYMBOLS))
+    return min(lanes, 1 << (want - 1).bit_length())
+
+
 class _LaneCoder:
     """Shared stream, plane, chunk and lane logic; subclasses supply the table and kernels."""
 
@@ -348,21 +361,22 @@ class _LaneCoder:
         u = flat.view(f"u{dtype.itemsize}")
         n = u.size
         if n == 0:
-            return self._header(dtype, _WHOLE, 0)
+            return self._header(dtype, _WHOLE, 0, self.lanes)
         layout, planes = _choose_planes(u)
-        parts = [self._header(dtype, layout, n)]
+        lanes = stream_lanes(n, self.lanes)
+        parts = [self._header(dtype, layout, n, lanes)]
         size = len(parts[0])
         for plane in planes:
-            for part in self._encode_plane(plane, n, size):
+            for part in self._encode_plane(plane, n, lanes, size):
                 parts.append(part)
                 size += len(part)
         return b"".join(parts)
 
-    def _header(self, dtype: np.dtype, layout: int, n: int) -> bytes:
-        head = _HEADER.pack(self.magic, VERSION, DTYPES.index(dtype), layout, self.lanes, self.chunk, n)
+    def _header(self, dtype: np.dtype, layout: int, n: int, lanes: int) -> bytes:
+        head = _HEADER.pack(self.magic, VERSION, DTYPES.index(dtype), layout, lanes, self.chunk, n)
         return head + _HEADER_CHECK.pack(zlib.crc32(head))
 
-    def _encode_plane(self, plane: _Plane, n: int, offset: int) -> list[bytes]:
+    def _encode_plane(self, plane: _Plane, n: int, lanes: int, offset: int) -> list[bytes]:
         present = plane.present
         head = struct.pack("<I", present.size) + plane.alphabet.astype(f"<u{plane.width}").tobytes()
         if present.size == 1:
@@ -370,10 +384,10 @@ class _LaneCoder:
         table, rows = self._code_table(plane.counts[present])
         enc = np.zeros((plane.counts.size,) + rows.shape[1:], rows.dtype)
         enc[present] = rows
-        n_lanes = -(-n // self.chunk) * self.lanes
+        n_lanes = -(-n // self.chunk) * lanes
         data = np.empty(2 * n + 4 * n_lanes, np.uint8)  # >= 2 bytes per symbol + 4 per lane
         ends = np.empty(n_lanes, np.int64)
-        used = type(self)._encode_kernel(plane.keys, enc, n, self.chunk, self.lanes, data, ends)
+        used = type(self)._encode_kernel(plane.keys, enc, n, self.chunk, lanes, data, ends)
         if used > 0xFFFFFFFF:
             raise ValueError("a plane is over 4 GiB; encode the array in parts")
         pad = bytes(_pad_to_4(offset + len(head) + len(table)))

@@ -261,7 +261,7 @@ class EncodedBatch:
 
     def _stream_bytes(self, s: _Stream, ends: np.ndarray, data: np.ndarray) -> bytes:
         rans = entropy.Rans(self.codec.lanes, self.codec.chunk)
-        parts = [rans._header(s.dtype, s.layout, s.n)]
+        parts = [rans._header(s.dtype, s.layout, s.n, entropy.stream_lanes(s.n, self.codec.lanes))]
         size = len(parts[0])
         if s.n == 0:
             return parts[0]
@@ -551,10 +551,11 @@ class GpuPipeline(Codec):
             enc_jobs, tab = self._device_tables(streams, d_counts, hist_off, hist_nbins)
             stamp("tables (device)")
         # 5. rANS encode + gather
-        cap = self.chunk // self.lanes + 3
-        n_lanes = np.array([-(-s.n // self.chunk) * self.lanes for s, _ in enc_jobs], np.int64)
+        job_lanes = np.array([entropy.stream_lanes(s.n, self.lanes) for s, _ in enc_jobs], np.int64)
+        caps = np.array([-(-min(s.n, self.chunk) // int(l)) + 3 for (s, _), l in zip(enc_jobs, job_lanes)], np.int64)
+        n_lanes = np.array([-(-s.n // self.chunk) for s, _ in enc_jobs], np.int64) * job_lanes
         lane_base = np.concatenate([[0], np.cumsum(n_lanes)[:-1]]).astype(np.int64)
-        scratch_off, scratch_total = _offsets([2 * cap * int(n) for n in n_lanes])
+        scratch_off, scratch_total = _offsets([2 * int(c) * int(n) for c, n in zip(caps, n_lanes)])
         data_off, data_total = _offsets([2 * s.n + 4 * int(n) for (s, _), n in zip(enc_jobs, n_lanes)])
         scratch = cp.empty(max(scratch_total, 2), cp.uint8)
         data = cp.empty(max(data_total, 1), cp.uint8)
@@ -565,7 +566,7 @@ class GpuPipeline(Codec):
             jobs[i]["table"] = tab.enc_ptr(i)
             jobs[i]["table2"] = tab.k_ptr(i)
             jobs[i]["scratch"] = scratch.data.ptr + scratch_off[i]
-            jobs[i]["chunk"], jobs[i]["lanes"], jobs[i]["cap"] = self.chunk, self.lanes, cap
+            jobs[i]["chunk"], jobs[i]["lanes"], jobs[i]["cap"] = self.chunk, job_lanes[i], caps[i]
             jobs[i]["lane_base"] = lane_base[i]
         total_lanes = int(n_lanes.sum())
         d_sizes_l = cp.zeros(max(total_lanes, 1), cp.int64)
@@ -574,7 +575,7 @@ class GpuPipeline(Codec):
         data_size = np.zeros(len(enc_jobs), np.int64)
         if enc_jobs:
             d_jobs = cp.asarray(jobs.view(np.uint8))
-            S = self.states if self.lanes % self.states == 0 else 1
+            S = self.states if np.all(job_lanes % self.states == 0) else 1
             if S == 1:
                 _fn("rans_encode")((int(-(-n_lanes.max() // 128)), len(enc_jobs)), (128,), (d_jobs, d_sizes_l, tops))
             else:
