@@ -99,7 +99,7 @@ def accuracy_curves(curves: dict[str, pd.DataFrame]) -> plt.Figure:
 
 def speedup_explorer(rates: pd.DataFrame, bandwidth: float, share: float, pipelined: bool = False) -> plt.Figure:
     """The end-to-end bars at ``bandwidth``/``share`` (static, kept by papermill) and, in a live
-    Jupyter kernel with ipywidgets, sliders for bandwidth, share and pipelining. Returns the static figure.
+    Jupyter kernel, sliders for bandwidth, share and pipelining. Returns the static figure.
     """
     fig = end_to_end_bars(rates, bandwidth, share, pipelined)
     widgets.interactive(
@@ -109,12 +109,4 @@ def speedup_explorer(rates: pd.DataFrame, bandwidth: float, share: float, pipeli
         share=lambda w: w.FloatSlider(value=share, min=0.0, max=1.0, step=0.05, description="a2a share",
                                       continuous_update=False),
         pipelined=lambda w: w.Checkbox(value=pipelined, description="pipelined"))
-    return fig
-    display(ipywidgets.interactive(
-        lambda bandwidth, share, pipelined: (end_to_end_bars(rates, bandwidth, share, pipelined), plt.show()),
-        bandwidth=ipywidgets.FloatLogSlider(value=bandwidth, base=10, min=-1, max=np.log10(400), step=0.05,
-                                            description="GB/s", continuous_update=False),
-        share=ipywidgets.FloatSlider(value=share, min=0.0, max=1.0, step=0.05, description="a2a share",
-                                     continuous_update=False),
-        pipelined=ipywidgets.Checkbox(value=pipelined, description="pipelined")))
     return fig

@@ -7,7 +7,6 @@ one per table. Frames are the CPU recipe's frames (see the package docstring).
 """
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass, field
 
