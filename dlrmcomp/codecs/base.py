@@ -88,7 +88,7 @@ def decode_checked(codec: Codec, payload, header: framing.FrameHeader) -> np.nda
     """Run ``codec.decode_payload``; any failure or wrong result is a CorruptStreamError."""
     try:
         out = codec.decode_payload(payload, header)
-    except CorruptStreamError:
+    except (CorruptStreamError, ImportError):  # a missing backend is not a corrupt frame
         raise
     except Exception as exc:  # stage and third-party decoders raise many error types
         raise CorruptStreamError(f"{codec.name}: payload could not be decoded ({type(exc).__name__}: {exc})") from None
