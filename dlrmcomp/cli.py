@@ -162,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(args)
-    except (CorruptStreamError, ValueError, FileNotFoundError) as exc:
+    except (CorruptStreamError, ValueError, OverflowError, OSError) as exc:
         print(f"dlrmcomp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"dlrmcomp {args.command}: error: {exc} (pip install 'dlrmcomp[dev]' installs every extra)",
+              file=sys.stderr)
         return 2
 
 

@@ -101,11 +101,12 @@ def execute(path: Path, run_dir: Path, profile: str, parameters: dict | None = N
     """
     import papermill
 
-    os.environ["DLRMCOMP_HEADLESS"] = "1"  # inherited by the kernel papermill starts
     out_dir = run_dir / path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"PROFILE": profile, "OUT_DIR": str(out_dir.resolve()), **(parameters or {})}
     start = time.perf_counter()
+    previous = os.environ.get("DLRMCOMP_HEADLESS")
+    os.environ["DLRMCOMP_HEADLESS"] = "1"  # inherited by the kernel papermill starts
     try:
         papermill.execute_notebook(str(path), str(run_dir / path.name), parameters=params, progress_bar=False,
                                    kernel_name=os.environ.get("DLRMCOMP_KERNEL", "python3"), cwd=str(path.parent),
@@ -113,8 +114,13 @@ def execute(path: Path, run_dir: Path, profile: str, parameters: dict | None = N
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count} (index {exc.cell_index}) raised {exc.ename}: {exc.evalue}"
         return NotebookRun(path.stem, False, time.perf_counter() - start, out_dir, error)
-    except TimeoutError as exc:
-        return NotebookRun(path.stem, False, time.perf_counter() - start, out_dir, f"timed out: {exc}")
+    except Exception as exc:  # timeouts, a dead kernel: this notebook failed, the run goes on
+        return NotebookRun(path.stem, False, time.perf_counter() - start, out_dir, f"{type(exc).__name__}: {exc}")
+    finally:
+        if previous is None:
+            os.environ.pop("DLRMCOMP_HEADLESS", None)
+        else:
+            os.environ["DLRMCOMP_HEADLESS"] = previous
     return NotebookRun(path.stem, True, time.perf_counter() - start, out_dir)
 
 

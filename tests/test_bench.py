@@ -108,3 +108,10 @@ def test_bench_command_writes_csv_and_metadata(dump_dir, tmp_path):
     assert (ans[0.1] > 2 * ans[0.01]).all()
     meta = json.loads((tmp_path / "r.csv.meta.json").read_text())
     assert meta["rows"] == len(df) and "--bounds 0.01,0.1" in meta["command"] and meta["versions"]["numpy"]
+
+
+def test_summaries_never_average_different_bounds():
+    rows = [{"codec": "quant+ans", "table": 0, "snapshot": 0, "eb": eb, "ratio": r, "compress_gbps": 1.0,
+             "decompress_gbps": 1.0} for eb, r in ((0.01, 5.0), (0.1, 20.0))]
+    summary = benchmark.codec_summary(pd.DataFrame(rows)).set_index("codec")
+    assert summary.ratio.to_dict() == {"quant+ans@0.01": 5.0, "quant+ans@0.1": 20.0}

@@ -140,3 +140,24 @@ def test_int8_and_int16_codes_chosen_by_range():
     assert forced.codes.dtype == np.int8 and forced.escapes.size > 0
     y = LinearQuantizer.dequantize(forced, x.dtype)
     assert np.abs(y - x).max() <= 0.002
+
+
+def test_grid_that_cannot_reach_the_data_escapes_everything():
+    x = np.array([1e10, 1e10 + 1])
+    frame = dlrmcomp.compress(x, eb=1e-300, mode="abs", codec="quant+zstd")
+    assert np.array_equal(dlrmcomp.decompress(frame), x)
+
+
+def test_any_valid_recipe_decodes_without_registering(monkeypatch):
+    from dlrmcomp.codecs import base
+
+    x = np.random.default_rng(1).normal(size=(64, 8)).astype(np.float32)
+    frame = codecs.get("quant+dedup+huffman+zstd", eb=0.01).encode(x)  # registered on first use
+    monkeypatch.delitem(base._registry, "quant+dedup+huffman+zstd")  # as in a fresh process
+    check_error_bound(x, dlrmcomp.decompress(frame), codecs.read_header(frame).eb_abs)
+
+
+@pytest.mark.parametrize("name", LOSSY + LOSSLESS)
+def test_decoded_arrays_are_writable(name):
+    y = dlrmcomp.decompress(make(name).encode(arrays()[2]))
+    y[...] = 0  # a read-only view of the frame would raise

@@ -143,9 +143,21 @@ def table_summary(df: pd.DataFrame, by: Sequence[str] = ("codec", "table")) -> p
     return df.groupby(list(by), sort=False, dropna=False)[metrics].agg(harmonic).reset_index()
 
 
+def split_bounds(df: pd.DataFrame) -> pd.DataFrame:
+    """Label rows ``codec@eb`` where several bounds were swept over one (table, snapshot), so that
+    summaries never average different bounds together."""
+    swept = df.duplicated(["codec", "table", "snapshot"], keep=False)
+    if not swept.any():
+        return df
+    out = df.copy()
+    out.loc[swept, "codec"] = out.codec[swept] + "@" + out.eb[swept].map("{:g}".format)
+    return out
+
+
 def codec_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per codec: harmonic means over tables of the per-table harmonic means."""
-    return table_summary(table_summary(df), by=("codec",))
+    """Per codec (per codec@eb when several bounds were swept): harmonic means over tables of the
+    per-table harmonic means."""
+    return table_summary(table_summary(split_bounds(df)), by=("codec",))
 
 
 def versions() -> dict:

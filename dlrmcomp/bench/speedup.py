@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .benchmark import harmonic, table_summary
+from .benchmark import harmonic, split_bounds, table_summary
 
 
 def stage_costs(cr, tc, td, bandwidth, tq=np.inf, tdq=np.inf) -> np.ndarray:
@@ -98,7 +98,7 @@ def overall(speedups, weights=None) -> float:
 def from_bench(df: pd.DataFrame) -> pd.DataFrame:
     """``dlrmcomp bench`` rows -> (codec, table, cr, tc, td) harmonic means over snapshots."""
     measured = df[df.codec != "entropy0"]
-    summary = table_summary(measured)
+    summary = table_summary(split_bounds(measured))
     return summary.rename(columns={"ratio": "cr", "compress_gbps": "tc", "decompress_gbps": "td"})[
         ["codec", "table", "cr", "tc", "td"]]
 

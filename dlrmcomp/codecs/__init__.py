@@ -9,6 +9,7 @@ True
 """
 from functools import partial
 
+from . import base
 from .base import Codec, ErrorBoundedCodec, available, from_config, get, is_lossy, register, registered
 from .floats import SZ3, ZFP
 from .frame import FrameHeader, read_header
@@ -28,8 +29,17 @@ def register_recipe(recipe: str) -> None:
     register(recipe, partial(Pipeline, recipe), lossy=quant)
 
 
+def _register_if_recipe(name: str) -> None:
+    """Any valid recipe name works without registering it first (frames name their recipe)."""
+    try:
+        register_recipe(name)
+    except ValueError:
+        pass
+
+
 for _recipe in RECIPES:
     register_recipe(_recipe)
+base._fallback = _register_if_recipe
 register("sz3", SZ3, requires=("pysz",))
 register("zfp", ZFP, requires=("zfpy",))
 from . import gpu as _gpu  # noqa: E402,F401 - registers gpu:/nvcomp: codecs; imports no cupy

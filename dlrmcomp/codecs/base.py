@@ -94,7 +94,7 @@ def decode_checked(codec: Codec, payload, header: framing.FrameHeader) -> np.nda
         raise CorruptStreamError(f"{codec.name}: payload could not be decoded ({type(exc).__name__}: {exc})") from None
     if out.dtype != header.dtype or out.shape != header.shape:
         raise CorruptStreamError(f"{codec.name}: decoded {out.dtype}{out.shape}, frame says {header.dtype}{header.shape}")
-    return out
+    return out if out.flags.writeable else out.copy()  # views of the frame's bytes are read-only
 
 
 class ErrorBoundedCodec(Codec):
@@ -122,8 +122,14 @@ def register(name: str, factory: Callable[..., Codec], requires: tuple[str, ...]
     _registry[name] = (factory, tuple(requires), bool(lossy))
 
 
+#: called with an unknown name before giving up (codecs/__init__ registers valid recipes on the fly)
+_fallback: Callable[[str], None] | None = None
+
+
 def is_lossy(name: str) -> bool:
     """Whether the registered codec ``name`` takes an error bound."""
+    if name not in _registry and _fallback is not None:
+        _fallback(name)
     if name not in _registry:
         raise ValueError(f"unknown codec {name!r}; registered: {', '.join(_registry)}")
     return _registry[name][2]
@@ -148,6 +154,8 @@ def registered() -> list[str]:
 
 def get(name: str, **params) -> Codec:
     """A codec by registry name, e.g. ``get("quant+ans", eb=0.01)``."""
+    if name not in _registry and _fallback is not None:
+        _fallback(name)
     if name not in _registry:
         raise ValueError(f"unknown codec {name!r}; registered: {', '.join(_registry)}")
     factory, requires, _ = _registry[name]

@@ -40,8 +40,10 @@ class Grid:
         mid = 0.5 * lo + 0.5 * hi
         if not (math.isfinite(step) and step > 0 and math.isfinite(1.0 / step)):
             return cls(base=mid, step=0.0)  # degenerate: only exact values are kept
-        k = math.floor(mid / step + 0.5)
-        base = k * step
+        k = mid / step + 0.5
+        if not math.isfinite(k):  # the grid cannot reach the data: every value escapes
+            return cls(base=mid, step=0.0)
+        base = math.floor(k) * step
         return cls(base=base if math.isfinite(base) else mid, step=step)
 
     def max_code(self, lo: float, hi: float) -> float:

@@ -22,7 +22,8 @@ MODES = ("none", "simulate", "codec")
 
 @lru_cache(maxsize=256)
 def _codec(name: str, eb: float) -> codecs.Codec:
-    return codecs.get(name, eb=eb, mode="rel")
+    """The codec ``name`` at relative bound ``eb`` (a lossless codec ignores the bound)."""
+    return codecs.get(name, eb=eb, mode="rel") if codecs.is_lossy(name) else codecs.get(name)
 
 
 class Direction:
