@@ -137,3 +137,28 @@ def test_real_criteo_end_to_end(tmp_path, compression):
     s = train(cfg, tmp_path, progress=False)
     assert 0.5 < s["test_auc"] <= 1 and s["bayes_auc"] is None
     assert (s["mean_ratio"] or 0) > (2 if compression == "codec" else -1)
+
+
+def test_runs_never_overwrite_and_resume_needs_a_checkpoint(tmp_path):
+    cfg = profile_config("smoke", iters=4, eval_every=4, log_every=2, test_size=512)
+    train(cfg, tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        train(cfg, tmp_path / "b", resume=True, progress=False)
+
+
+def test_resume_survives_a_log_line_cut_by_a_crash(tmp_path):
+    cfg = profile_config("smoke", iters=6, eval_every=6, log_every=2, checkpoint_every=2, test_size=512)
+
+    def kill(it):
+        if it == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path, progress=False, on_step=kill)
+    with open(tmp_path / "log.jsonl", "a") as f:
+        f.write('{"kind": "train", "itera')  # the crash cut this line
+    summary = train(cfg, tmp_path, resume=True, progress=False)
+    assert summary["iterations"] == 6
+    assert [r["iteration"] for r in map(json.loads, open(tmp_path / "log.jsonl")) if r["kind"] == "train"] == [2, 4, 6]

@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io import atomic_write
+
+
+def _iteration(line: str) -> float:
+    """The iteration of a log line; a line cut short by a crash counts as past every checkpoint."""
+    try:
+        return json.loads(line)["iteration"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
+
 
 class JsonlLog:
     """Append-only JSONL; on resume, lines past the checkpoint's iteration are dropped."""
@@ -15,9 +25,8 @@ class JsonlLog:
         self.path = Path(path)
         lines = []
         if keep_until is not None and self.path.is_file():
-            lines = [ln for ln in self.path.read_text().splitlines()
-                     if ln.strip() and json.loads(ln)["iteration"] <= keep_until]
-        self.path.write_text("".join(ln + "\n" for ln in lines))
+            lines = [ln for ln in self.path.read_text().splitlines() if _iteration(ln) <= keep_until]
+        atomic_write(self.path, "".join(ln + "\n" for ln in lines))
 
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:

@@ -183,7 +183,11 @@ class Trainer:
             on_step: Callable[[int], None] | None = None) -> dict:
         """Train to ``cfg.iters`` (from the checkpoint if ``resume`` and one exists); the summary."""
         cfg, s = self.cfg, self.state
-        if resume and self.checkpoint_path.is_file():
+        if resume and not self.checkpoint_path.is_file():
+            raise ValueError(f"nothing to resume: no checkpoint in {self.out} (train with checkpoint_every > 0)")
+        if not resume and (self.out / "log.jsonl").exists():
+            raise ValueError(f"{self.out} already holds a run; give a new output folder, or resume it")
+        if resume:
             self.load_checkpoint()
             s = self.state
         start = s["iteration"]
