@@ -55,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: single-process flags the distributed trainer does not implement (rejected rather than ignored)
+NOT_DISTRIBUTED = ("resume", "checkpoint_every", "dump_every", "threads")
+
+
 def launch(args: argparse.Namespace) -> int:
     """Run the worker command under torchrun with ``args.nproc`` processes; its exit code."""
+    unsupported = [f"--{k.replace('_', '-')}" for k in NOT_DISTRIBUTED if getattr(args, k, None)]
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)} not supported with --nproc (model-parallel training)")
     argv = _argv(build_parser(), args)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
            "-m", "dlrmcomp.dist", *argv]
