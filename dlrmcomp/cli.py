@@ -142,18 +142,22 @@ BUILTIN = {"run": (add_run, main_run), "compress": (add_compress, main_compress)
            "decompress": (add_decompress, main_decompress), "info": (add_info, main_info)}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (all of them when None)."""
     parser = argparse.ArgumentParser(prog="dlrmcomp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add = BUILTIN[name][0] if name in BUILTIN else importlib.import_module(module).add_arguments
-        add(p)
+        if command in (None, name):
+            add = BUILTIN[name][0] if name in BUILTIN else importlib.import_module(module).add_arguments
+            add(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if a in COMMANDS), "")  # "": list the commands, import none
+    args = build_parser(command).parse_args(argv)
     if args.command in BUILTIN:
         handler = BUILTIN[args.command][1]
     else:
