@@ -75,6 +75,9 @@ class Pipeline(Codec):
             raise ValueError(f"codec {recipe!r} is lossless: pass eb=None")
         else:
             self._quantizer = None
+        if len({c for c in coders if c in LEVELED}) > 1:
+            raise ValueError(f"recipe {recipe!r} chains {' and '.join(c for c in coders if c in LEVELED)}: "
+                             "one level cannot serve both; keep one leveled back-end")
         if any(c in LEVELED for c in coders):
             self.level = LEVELED[next(c for c in coders if c in LEVELED)] if level is None else int(level)
         elif level is not None:
