@@ -161,3 +161,15 @@ def test_any_valid_recipe_decodes_without_registering(monkeypatch):
 def test_decoded_arrays_are_writable(name):
     y = dlrmcomp.decompress(make(name).encode(arrays()[2]))
     y[...] = 0  # a read-only view of the frame would raise
+
+
+@pytest.mark.parametrize("name", ["quant+ans", "quant+huffman", "zstd", "lz4", "zlib", "quant+dedup+ans"])
+def test_forged_stream_lengths_are_errors_not_allocations(name):
+    """A payload from a huge array inside a frame that claims a tiny one: rejected before decoding."""
+    from dlrmcomp.codecs import frame as framing
+
+    big = np.zeros((1 << 17, 4), np.float32)
+    header, payload = framing.unpack(make(name).encode(big))
+    forged = framing.pack(framing.FrameHeader(header.codec, header.dtype, (2, 4), header.eb_abs), bytes(payload))
+    with pytest.raises(dlrmcomp.CorruptStreamError, match="claims|inflates"):
+        dlrmcomp.decompress(forged)

@@ -394,8 +394,9 @@ class _LaneCoder:
         return [head, table, pad, ends.astype("<u4").tobytes(), data[:used].tobytes()]
 
     # -- decoding -------------------------------------------------------------------------
-    def decode(self, buf) -> np.ndarray:
-        """Bytes from :meth:`encode` -> the 1-D array; CorruptStreamError if malformed."""
+    def decode(self, buf, max_bytes: int | None = None) -> np.ndarray:
+        """Bytes from :meth:`encode` -> the 1-D array; CorruptStreamError if malformed or if it
+        claims more than ``max_bytes`` of output."""
         try:
             data = np.frombuffer(memoryview(buf).cast("B"), np.uint8)
         except (TypeError, ValueError):
@@ -411,6 +412,8 @@ class _LaneCoder:
             raise CorruptStreamError("corrupt entropy-stream header")
         dtype = DTYPES[code]
         w = dtype.itemsize
+        if max_bytes is not None and n * w > max_bytes:
+            raise CorruptStreamError(f"stream claims {n} symbols of {dtype}, at most {max_bytes} bytes fit the frame")
         if n == 0:
             if reader.pos != data.size:
                 raise CorruptStreamError("trailing bytes after an empty stream")

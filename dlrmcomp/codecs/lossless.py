@@ -20,8 +20,14 @@ class ByteStage:
     def encode(self, a: np.ndarray) -> bytes:
         return self.compress(pack_array(a))
 
-    def decode(self, buf) -> np.ndarray:
-        return unpack_array(self.decompress(buf))
+    def decode(self, buf, max_bytes: int | None = None) -> np.ndarray:
+        """Inverse of encode; a stream claiming more than ``max_bytes`` is corrupt, not allocated."""
+        return unpack_array(self.decompress(buf, max_bytes))
+
+    @staticmethod
+    def check_size(claimed: int, max_bytes: int | None, name: str) -> None:
+        if max_bytes is not None and claimed > max_bytes:
+            raise CorruptStreamError(f"{name}: stream claims {claimed} bytes, at most {max_bytes} fit the frame")
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if not k.startswith('_'))})"
@@ -36,9 +42,11 @@ class Zstd(ByteStage):
     def compress(self, raw: bytes) -> bytes:
         return self._c.compress(raw)
 
-    def decompress(self, buf) -> bytes:
+    def decompress(self, buf, max_bytes: int | None = None) -> bytes:
         try:
-            return self._d.decompress(buf)
+            claimed = zstandard.frame_content_size(buf)
+            self.check_size(claimed if claimed >= 0 else 0, max_bytes, "zstd")
+            return self._d.decompress(buf, max_output_size=max_bytes or 0)
         except zstandard.ZstdError as exc:
             raise CorruptStreamError(f"zstd: {exc}") from None
 
@@ -47,8 +55,9 @@ class Lz4(ByteStage):
     def compress(self, raw: bytes) -> bytes:
         return lz4.block.compress(raw, store_size=True)
 
-    def decompress(self, buf) -> bytes:
+    def decompress(self, buf, max_bytes: int | None = None) -> bytes:
         try:
+            self.check_size(int.from_bytes(bytes(buf[:4]), "little") if len(buf) >= 4 else 0, max_bytes, "lz4")
             return lz4.block.decompress(buf)
         except (lz4.block.LZ4BlockError, ValueError) as exc:
             raise CorruptStreamError(f"lz4: {exc}") from None
@@ -61,8 +70,12 @@ class Zlib(ByteStage):
     def compress(self, raw: bytes) -> bytes:
         return zlib.compress(raw, self.level)
 
-    def decompress(self, buf) -> bytes:
+    def decompress(self, buf, max_bytes: int | None = None) -> bytes:
         try:
-            return zlib.decompress(buf)
+            d = zlib.decompressobj()
+            out = d.decompress(bytes(buf), max_bytes or 0)
+            if d.unconsumed_tail:
+                raise CorruptStreamError(f"zlib: stream inflates past {max_bytes} bytes")
+            return out + d.flush()
         except zlib.error as exc:
             raise CorruptStreamError(f"zlib: {exc}") from None

@@ -57,6 +57,12 @@ def row_width(shape: tuple[int, ...]) -> int:
     return shape[-1] if len(shape) >= 2 and shape[-1] > 0 else 1
 
 
+def output_limit(header: FrameHeader) -> int:
+    """Most bytes any stage may decode to for this frame (8 per element plus tables and headers):
+    a forged length inside a stream is an error, not a huge allocation."""
+    return 8 * header.size + (1 << 16)
+
+
 class Pipeline(Codec):
     """A recipe codec. Lossy iff it starts with ``quant``; then ``eb``/``mode`` are required."""
 
@@ -109,11 +115,12 @@ class Pipeline(Codec):
             a = np.frombuffer(buf, dtype=np.uint8)
         return buf
 
-    def _uncode(self, buf) -> np.ndarray:
+    def _uncode(self, buf, max_bytes: int) -> np.ndarray:
+        """Run the coder chain backwards; no stage may produce more than ``max_bytes``."""
         if not self._coders:
             return unpack_array(buf)
         for stage in reversed(self._coders):
-            a = stage.decode(buf)
+            a = stage.decode(buf, max_bytes)
             buf = as_bytes(np.ascontiguousarray(a))
         return a
 
@@ -144,7 +151,8 @@ class Pipeline(Codec):
 
     def _dedup_streams(self, sections, header: FrameHeader) -> tuple[np.ndarray, np.ndarray]:
         """(unique rows [U, W], inverse [R]) decoded and checked against the frame's shape."""
-        unique, inverse = self._uncode(sections[0]), self._uncode(sections[1])
+        limit = output_limit(header)
+        unique, inverse = self._uncode(sections[0], limit), self._uncode(sections[1], limit)
         width = row_width(header.shape)
         if unique.size % width or inverse.size != header.size // width or inverse.dtype.kind != "u":
             raise CorruptStreamError(f"{self.name}: dedup streams do not match the frame shape")
@@ -173,7 +181,7 @@ class Pipeline(Codec):
                 return LinearQuantizer.dequantize_rows(codes, inverse, grid, header.dtype).reshape(header.shape)
             values = unique[inverse]
         else:
-            values = self._uncode(sections[0])
+            values = self._uncode(sections[0], output_limit(header))
         if values.size != header.size:
             raise CorruptStreamError(f"{self.name}: {values.size} values decoded, frame says {header.size}")
         values = values.reshape(header.shape)
