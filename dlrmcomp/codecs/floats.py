@@ -10,13 +10,14 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-import zstandard
 
 from ..errors import CorruptStreamError
 from .base import ErrorBoundedCodec
 from .frame import FrameHeader, join_sections, split_sections
+from .lossless import Zstd
 
 _RAW, _LOSSY = 0, 1
+_RAW_STAGE = Zstd(level=3)  # data the library cannot take is kept losslessly
 
 
 class VerifiedFloatCodec(ErrorBoundedCodec):
@@ -28,13 +29,13 @@ class VerifiedFloatCodec(ErrorBoundedCodec):
 
     def encode_payload(self, x, eb_abs):
         if x.size == 0 or not (0 < eb_abs < np.inf):
-            return struct.pack("<B", _RAW) + zstandard.ZstdCompressor(level=3).compress(x.tobytes())
+            return struct.pack("<B", _RAW) + _RAW_STAGE.compress(x.tobytes())
         work = np.where(np.isfinite(x), x, 0).astype(x.dtype) if not np.isfinite(x).all() else x
         try:
             stream = self.lib_compress(work, eb_abs)
             y = self.lib_decompress(stream, FrameHeader({}, x.dtype, x.shape, eb_abs))
         except Exception:  # the library refused this input: keep it losslessly
-            return struct.pack("<B", _RAW) + zstandard.ZstdCompressor(level=3).compress(x.tobytes())
+            return struct.pack("<B", _RAW) + _RAW_STAGE.compress(x.tobytes())
         with np.errstate(invalid="ignore", over="ignore"):
             bad = ~(np.abs(x.astype(np.float64) - y.astype(np.float64)) <= eb_abs)
         index = np.flatnonzero(bad.reshape(-1)).astype(np.uint64)
@@ -45,7 +46,7 @@ class VerifiedFloatCodec(ErrorBoundedCodec):
             raise CorruptStreamError(f"{self.name}: empty payload")
         kind, body = payload[0], payload[1:]
         if kind == _RAW:
-            raw = zstandard.ZstdDecompressor().decompress(body)
+            raw = _RAW_STAGE.decompress(body, header.size * header.dtype.itemsize)
             return np.frombuffer(raw, dtype=header.dtype).reshape(header.shape)
         if kind != _LOSSY:
             raise CorruptStreamError(f"{self.name}: unknown payload kind {kind}")
