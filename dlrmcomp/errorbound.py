@@ -33,16 +33,14 @@ def check_bound(eb: float) -> float:
 
 def finite_range(x: np.ndarray) -> tuple[float, float]:
     """(min, max) over the finite values of ``x``; (0.0, 0.0) when there are none."""
-    flat = np.asarray(x).ravel()
-    if flat.size == 0:
+    x = np.asarray(x)
+    if x.size == 0:
         return 0.0, 0.0
-    lo, hi = np.min(flat), np.max(flat)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        flat = flat[np.isfinite(flat)]
-        if flat.size == 0:
-            return 0.0, 0.0
-        lo, hi = np.min(flat), np.max(flat)
-    return float(lo), float(hi)
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if math.isfinite(lo) and math.isfinite(hi):
+        return lo, hi
+    finite = x[np.isfinite(x)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errorbound import ErrorBound
+from ..errorbound import ErrorBound, finite_range
 from ..errors import CorruptStreamError
 from . import lossless
 from .base import Codec, ErrorBoundedCodec
 from .dedup import dedup_rows, index_dtype
 from .frame import FrameHeader, as_bytes, join_sections, pack_array, split_sections, unpack_array
-from .quantize import CODE_DTYPES, LinearQuantizer, Quantized, finite_range
+from .quantize import CODE_DTYPES, LinearQuantizer, Quantized
 
 CODERS = ("ans", "huffman", "zstd", "lz4", "zlib")
 LEVELED = {"zstd": 1, "zlib": 6}

@@ -12,10 +12,11 @@ import math
 import struct
 from dataclasses import dataclass
 
-from ._jit import njit
 import numpy as np
 
+from ..errorbound import finite_range
 from ..errors import CorruptStreamError
+from ._jit import njit
 from .frame import join_sections, split_sections
 
 CODE_DTYPES = {"int8": np.dtype(np.int8), "int16": np.dtype(np.int16)}
@@ -90,17 +91,6 @@ def _gather_rows_kernel(rows, inverse, out):
         u = inverse[r]
         for j in range(rows.shape[1]):
             out[r, j] = rows[u, j]
-
-
-def finite_range(x: np.ndarray) -> tuple[float, float]:
-    """(min, max) of the finite values; (0, 0) if none."""
-    if x.size == 0:
-        return 0.0, 0.0
-    lo, hi = float(np.min(x)), float(np.max(x))
-    if math.isfinite(lo) and math.isfinite(hi):
-        return lo, hi
-    finite = x[np.isfinite(x)]
-    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
 
 
 @dataclass(frozen=True)
