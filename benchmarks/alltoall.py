@@ -46,20 +46,24 @@ def run_one(send, plan, rank, dim, codec, repeat):
         st = CommStats(sum(len(p) for p in plan))
         dist.barrier()
         exchange(send, [mine] * world, recv_rows, plan, dim, codec, iteration=10**9, stats=st)
+        if codec is not None:
+            codec.check()
+        st.resolve()
         if i:
             rows.append((st.encode_s, st.exchange_s, st.decode_s, int(st.bytes_raw.sum()),
-                         int(st.bytes_sent.sum()) + st.size_bytes))
+                         int(st.bytes_sent.sum()) + st.size_bytes, st.syncs))
     med = np.median(np.array(rows, dtype=np.float64), axis=0)
     t = torch.tensor(med[:3], dtype=torch.float64, device=send[0][0].device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)  # the slowest rank decides
-    n = torch.tensor(med[3:], dtype=torch.float64, device=send[0][0].device)
+    n = torch.tensor(med[3:5], dtype=torch.float64, device=send[0][0].device)
     dist.all_reduce(n)
-    return t.cpu().tolist(), n.cpu().tolist()
+    return t.cpu().tolist(), n.cpu().tolist(), int(med[5])
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--backend", default="nccl")
+    p.add_argument("--device", default="auto", help="cuda with gloo: CUDA tensors, ranks sharing GPUs")
     p.add_argument("--sizes-mb", default="1,16,128,1024", help="per-rank all-to-all input, MB")
     p.add_argument("--codecs", default="fp32,fp16,bf16,int8,quant+ans,quant+dedup+zstd,gpu:quant+ans,gpu:quant+dedup+ans")
     p.add_argument("--cpu-codec-max-mb", type=float, default=128, help="skip CPU frame codecs above this size")
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default="alltoall.json")
     args = p.parse_args(argv)
-    rank, world, device = init_process_group(args.backend, timeout=300)
+    rank, world, device = init_process_group(args.backend, timeout=300, device=args.device)
     plan = [list(range(r * args.tables, (r + 1) * args.tables)) for r in range(world)]
     schedule = EBSchedule.fixed(args.eb)
     on_gpu = device.type == "cuda"
@@ -85,7 +89,7 @@ def main(argv=None) -> int:
                 continue
             try:
                 codec = get_comm_codec(spec, schedule)
-                (enc, exch, dec), (raw, sent) = run_one(send, plan, rank, args.dim, codec, args.repeat)
+                (enc, exch, dec), (raw, sent), syncs = run_one(send, plan, rank, args.dim, codec, args.repeat)
             except Exception as exc:  # noqa: BLE001  - a codec missing on this machine
                 if rank == 0:
                     print(f"skip {spec} at {size_mb} MB: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -93,7 +97,8 @@ def main(argv=None) -> int:
             if spec == "fp32":
                 raw_t = exch
             row = {"size_mb": size_mb, "codec": spec, "encode_s": enc, "exchange_s": exch, "decode_s": dec,
-                   "total_s": enc + exch + dec, "bytes_raw": raw, "bytes_sent": sent, "cr": raw / sent}
+                   "total_s": enc + exch + dec, "bytes_raw": raw, "bytes_sent": sent, "cr": raw / sent,
+                   "host_syncs": syncs}
             if raw_t and spec != "fp32":
                 per_rank = raw / world
                 bw = per_rank / raw_t
@@ -111,18 +116,18 @@ def main(argv=None) -> int:
             torch.cuda.empty_cache()
     if rank == 0:
         with open(args.out, "w") as f:
-            json.dump({"world": world, "backend": args.backend, "device": torch.cuda.get_device_name(0)
+            json.dump({"world": world, "backend": args.backend, "tensors": device.type, "device": torch.cuda.get_device_name(0)
                        if on_gpu else "cpu", "tables_per_rank": args.tables, "dim": args.dim, "eb": args.eb,
                        "results": results}, f, indent=1)
         print("| MB/rank | codec | CR | encode ms | exchange ms | decode ms | total ms | raw ms | model S | "
-              "measured S | model err |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "measured S | model err | host syncs |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         raw_ms = {r["size_mb"]: r["exchange_s"] * 1e3 for r in results if r["codec"] == "fp32"}
         for r in results:
             print(f"| {r['size_mb']:g} | {r['codec']} | {r['cr']:.2f} | {r['encode_s']*1e3:.2f} | "
                   f"{r['exchange_s']*1e3:.2f} | {r['decode_s']*1e3:.2f} | {r['total_s']*1e3:.2f} | "
                   f"{raw_ms.get(r['size_mb'], float('nan')):.2f} | {r.get('model_speedup', 1.0):.2f} | "
-                  f"{r.get('measured_speedup', 1.0):.2f} | {100 * r.get('model_error', 0.0):+.0f}% |")
+                  f"{r.get('measured_speedup', 1.0):.2f} | {100 * r.get('model_error', 0.0):+.0f}% | {r['host_syncs']} |")
     dist.barrier()
     dist.destroy_process_group()
     return 0

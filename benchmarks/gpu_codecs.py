@@ -1,8 +1,16 @@
 """Our GPU codecs (quantization included) vs nvcomp on pre-quantized codes, on one GPU.
 
-Payloads: DESIGN.md's (26 tables x batch x dim fp32, Zipf popularity) and one without repeated
-rows. Throughput is over the fp32 bytes in; times are medians of --repeat runs after a warm-up,
-CUDA-synchronised; compressed sizes are whole frames (ours) or nvcomp's output buffers. Usage::
+Payloads: DESIGN.md's (26 tables x batch x dim fp32, Zipf 1.05), one built differently (16
+tables, dim 128, Zipf 1.2, other cardinalities) and one without repeated rows. Throughput is over
+the fp32 bytes in; times are medians of --repeat runs after a warm-up. Rows:
+
+- ``wire ... end-to-end``: what the all-to-all calls (:class:`dlrmcomp.exchange.device.DeviceWire`):
+  torch CUDA tensors in -> packed wire buffer on the device, and back into output tensors with the
+  error check (one sync); wall clock around the call until its work is done;
+- ``wire ... device``: the same calls timed with CUDA events only (the kernels' time);
+- ``frames ... kernels only`` / ``frames ... bytes in and out``: the frame codec (``encode_device`` /
+  ``run_decode`` vs ``encode_batch`` / ``decode_batch``: host bytes, what the old all-to-all used);
+- nvcomp on the int8 codes (quantization not counted), and a device-to-device copy. Usage::
 
     python benchmarks/gpu_codecs.py [--batch 65536 --dim 64 --tables 26 --repeat 10 --out DIR]
 """
@@ -61,13 +69,73 @@ def copy_gbps(nbytes: int, repeat: int) -> float:
 # histogram pass) is the "before" of each layout; "fused" is this round's (device grid parameters, histogram
 # inside quantize); S = interleaved rANS states per thread (encode and decode). Every frame must equal the
 # before's. L32/C256K is the CPU-identical layout.
-OURS = [("quant+dedup+ans", 32, 1 << 18, False, 1), ("quant+dedup+ans", 32, 1 << 18, True, 1),
-        ("quant+dedup+ans", 128, 1 << 16, False, 1), ("quant+dedup+ans", 128, 1 << 16, True, 1),
-        ("quant+ans", 32, 1 << 18, False, 1), ("quant+ans", 32, 1 << 18, True, 1),
-        ("quant+ans", 128, 1 << 17, False, 1), ("quant+ans", 128, 1 << 17, True, 1),
-        ("quant+ans", 128, 1 << 17, True, 2),
-        ("quant+ans", 256, 1 << 16, False, 1), ("quant+ans", 256, 1 << 16, True, 1),
-        ("quant+ans", 256, 1 << 16, True, 4)]
+OURS = [("quant+dedup+ans", 128, 1 << 16, True, 1), ("quant+ans", 128, 1 << 16, True, 1)]
+#: the wire path's lane layouts (lanes, chunk)
+WIRE = ((128, 1 << 16), (256, 1 << 15), (32, 1 << 18))
+
+
+def wall(fn, repeat: int):
+    """(last result, median seconds) of ``fn(); synchronize`` on the host clock, after a warm-up."""
+    import time
+
+    cp = _cp()
+    out = fn()
+    cp.cuda.runtime.deviceSynchronize()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        cp.cuda.runtime.deviceSynchronize()
+        times.append(time.perf_counter() - t0)
+    return out, float(np.median(times))
+
+
+def wire_rows(label, tables, eb, repeat):
+    """End-to-end and device-time rows of the wire path (what the all-to-all calls)."""
+    import torch
+
+    from dlrmcomp.exchange import wire
+    from dlrmcomp.exchange.device import DeviceWire
+
+    xs = [torch.from_numpy(t).cuda() for t in tables]
+    raw = sum(t.nbytes for t in tables)
+    rows = []
+    for lanes, chunk in WIRE:
+        w = DeviceWire(lanes=lanes, chunk=chunk)
+        bounds = [eb] * len(xs)
+        enc, te = wall(lambda: w.encode(xs, bounds), repeat)
+        _, te_dev = timed(lambda: w.encode(xs, bounds), repeat)
+        lengths = enc.lengths.get()
+        buf = enc.buffer
+        outs = [torch.empty_like(x) for x in xs]
+        shapes = [tuple(x.shape) for x in xs]
+        _, td = wall(lambda: w.decode(buf, lengths, shapes, outs).check(), repeat)
+        _, td_dev = timed(lambda: w.decode(buf, lengths, shapes, outs), repeat)
+        views = wire.split(buf[:int(lengths.sum())].cpu().numpy(), lengths)
+        worst = max(float((o.double() - x.double()).abs().max()) / wire.Descriptor.unpack(v).eb_abs
+                    for o, x, v in zip(outs, xs, views))
+        name = f"ours wire quant+ans L{lanes} C{chunk >> 10}K"
+        ratio = raw / int(lengths.sum())
+        rows.append({"payload": label, "eb": eb, "codec": f"{name} end-to-end", "ratio": ratio,
+                     "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9, "max_err/eb": worst,
+                     "note": "tensors in, device buffer out, and back (incl. the error check's sync)"})
+        rows.append({"payload": label, "eb": eb, "codec": f"{name} device", "ratio": ratio,
+                     "compress_GBps": raw / te_dev / 1e9, "decompress_GBps": raw / td_dev / 1e9,
+                     "note": "CUDA events around the same calls"})
+    return rows
+
+
+def frame_bytes_rows(label, tables, eb, repeat):
+    """The frame codec through host bytes (encode_batch / decode_batch): the old all-to-all path."""
+    cp = _cp()
+    xs = [cp.asarray(t) for t in tables]
+    raw = sum(t.nbytes for t in tables)
+    codec = GpuPipeline("quant+ans", eb=eb, mode="rel", dtype="int8", lanes=128, chunk=1 << 16)
+    frames, te = wall(lambda: codec.encode_batch(xs), repeat)
+    _, td = wall(lambda: codec.decode_batch(frames), repeat)
+    return [{"payload": label, "eb": eb, "codec": "frames gpu:quant+ans L128 bytes in and out (encode_batch/decode_batch)",
+             "ratio": raw / sum(len(f) for f in frames), "compress_GBps": raw / te / 1e9,
+             "decompress_GBps": raw / td / 1e9}]
 
 
 def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
@@ -79,7 +147,7 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
     reference = {}
     for recipe, lanes, chunk, fused, states in configs:
         codec = GpuPipeline(recipe, eb=eb, mode="rel", dtype=cdt, lanes=lanes, chunk=chunk, fused=fused, states=states)
-        name = f"ours gpu:{recipe} L{lanes} C{chunk >> 10}K {'fused' if fused else 'unfused'} S{states}"
+        name = f"frames gpu:{recipe} L{lanes} C{chunk >> 10}K kernels only"
         try:
             batch, te = timed(lambda: codec.encode_device(xs), repeat)
             frames = batch.frames()
@@ -136,6 +204,16 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
     return rows
 
 
+OTHER_ROWS = (5000, 90000, 12, 700000, 333, 4000000, 48, 2600, 150000, 9, 31000, 1200000, 77, 520, 64000, 2000000)
+
+
+def payloads(args):
+    """(label, tables): DESIGN.md's payload and one built differently."""
+    yield "design", embedding_payload(args.batch, args.dim, args.tables, exponent=args.zipf)
+    yield "other", embedding_payload(args.batch // 2, 128, 16, exponent=1.2, seed=7, row_cap=4_000_000,
+                                     cardinalities=OTHER_ROWS)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=65536)
@@ -143,7 +221,7 @@ def main(argv=None):
     p.add_argument("--tables", type=int, default=26)
     p.add_argument("--zipf", type=float, default=1.05)
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--bounds", default="0.03:int8,0.01:int8,0.05:int8,0.001:int16")
+    p.add_argument("--eb", type=float, default=0.03)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     cp = _cp()
@@ -152,25 +230,24 @@ def main(argv=None):
         nvcomp_ok = True
     except Exception:
         nvcomp_ok = False
-    zipf = embedding_payload(args.batch, args.dim, args.tables, exponent=args.zipf)
-    raw = sum(t.nbytes for t in zipf)
-    rows = []
-    for k, spec in enumerate(args.bounds.split(",")):
-        eb, cdt = spec.split(":")
-        configs = OURS if k == 0 else [c for c in OURS if c[1] <= 128 and c[3] and c[4] == 1]
-        rows += run_payload("zipf", zipf, float(eb), cdt, args.repeat, nvcomp_ok and k == 0, configs)
+    rows, sizes = [], {}
+    for label, tables in payloads(args):
+        sizes[label] = sum(t.nbytes for t in tables)
+        rows += wire_rows(label, tables, args.eb, args.repeat)
+        rows += frame_bytes_rows(label, tables, args.eb, args.repeat)
+        rows += run_payload(label, tables, args.eb, "int8", args.repeat, nvcomp_ok)
         print(pd.DataFrame(rows).tail(16).to_markdown(index=False, floatfmt=".2f"), flush=True)
+        del tables
     uniq = unique_payload(args.batch, args.dim, args.tables)
-    rows += run_payload("no-repeat", uniq, 0.03, "int8", args.repeat, nvcomp_ok,
-                        [c for c in OURS if c[0] == "quant+ans"])
-    copy = copy_gbps(raw, args.repeat)
+    rows += wire_rows("no-repeat", uniq, args.eb, args.repeat)
+    copy = copy_gbps(sizes["design"], args.repeat)
     rows.append({"payload": "-", "codec": "device-to-device copy (read + write)", "compress_GBps": copy})
     df = pd.DataFrame(rows)
     df["% of copy (c/d)"] = [f"{100 * c / copy:.0f}/{100 * d / copy:.0f}" if c == c and d == d else ""
                              for c, d in zip(df.get("compress_GBps", np.nan), df.get("decompress_GBps", np.nan))]
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
-    print(f"\ndevice: {dev}; payload {args.tables} x {args.batch} x {args.dim} fp32 = {raw / 1e6:.0f} MB, "
-          f"Zipf {args.zipf}; nvcomp {'yes' if nvcomp_ok else 'not installed'}")
+    print(f"\ndevice: {dev}; payloads (MB): {', '.join(f'{k} {v / 1e6:.0f}' for k, v in sizes.items())}; "
+          f"eb {args.eb} rel; nvcomp {'yes' if nvcomp_ok else 'not installed'}")
     print(df.to_markdown(index=False, floatfmt=".2f"))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

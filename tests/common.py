@@ -14,6 +14,33 @@ from dlrmcomp.codecs import frame as framing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+#: GPU-encoded frames committed under tests/fixtures/gpu_frames/<stem>.frame + <stem>.npy, written on a
+#: GPU box by scripts/write_gpu_fixtures.py: each (recipe, code dtype, eb) case on inputs 0 and 3 of
+#: gpu_test_arrays(np.random.default_rng(GPU_FIXTURE_SEED)).
+GPU_FIXTURE_SEED = 5
+GPU_FIXTURE_CASES = (("quant+ans", "int8", 0.03), ("quant+ans", "auto", 0.01),
+                     ("quant+dedup+ans", "int16", 0.001), ("quant+dedup+ans", "int8", 0.05))
+GPU_FIXTURE_INPUTS = (0, 3)
+
+
+def gpu_fixture_stem(recipe: str, dtype: str, index: int) -> str:
+    return f"{recipe.replace('+', '_')}_{dtype}_{index}"
+
+
+GPU_FIXTURE_STEMS = tuple(gpu_fixture_stem(r, dt, i) for r, dt, _ in GPU_FIXTURE_CASES for i in GPU_FIXTURE_INPUTS)
+
+
+def gpu_test_arrays(rng: np.random.Generator) -> list[np.ndarray]:
+    """The GPU tests' inputs: 3 Zipf embedding payloads, a float32 array with NaN / +-inf / an escape
+    (1e30, out of the int8 code range), a float64 array and a small uniform float32 array."""
+    from dlrmcomp.bench.payload import embedding_payload
+
+    zipf = embedding_payload(batch=2048, dim=64, n_tables=3, seed=int(rng.integers(1 << 30)), row_cap=5000)
+    special = rng.normal(0, 1, (512, 16)).astype(np.float32)
+    special[3, 2], special[7, 0], special[9, 9] = np.nan, np.inf, -np.inf
+    special[11, 1] = 1e30  # escape: out of the int8 code range
+    return zipf + [special, rng.normal(0, 1, (300, 8)), rng.uniform(-5, 5, (1000, 4)).astype(np.float32)]
+
 
 def check_config(codec: codecs.Codec) -> None:
     """The config is JSON and rebuilds an equal codec."""

@@ -2,22 +2,20 @@
 
 Cross-compatibility property tested here: with the default lanes/chunk, a ``gpu:`` codec writes
 frames byte-identical to the CPU recipe's, and each side decodes the other's frames to the
-identical array. Skipped cleanly without cupy or a CUDA device.
+identical array. Skipped cleanly without cupy or a CUDA device. The committed GPU frames
+(tests/fixtures/gpu_frames, checked by tests/test_gpu_frames.py) are written by
+scripts/write_gpu_fixtures.py.
 """
 from __future__ import annotations
-
-import os
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dlrmcomp
 from dlrmcomp import codecs
-from dlrmcomp.bench.payload import embedding_payload
 
 from common import FIXTURES, check_error_bound
+from common import gpu_test_arrays as arrays
 
 pytestmark = pytest.mark.gpu
 cp = pytest.importorskip("cupy")
@@ -36,14 +34,6 @@ def _has_numba() -> bool:
 
 
 needs_cpu = pytest.mark.skipif(not _has_numba(), reason="CPU kernels need numba")
-
-
-def arrays(rng):
-    zipf = embedding_payload(batch=2048, dim=64, n_tables=3, seed=int(rng.integers(1 << 30)), row_cap=5000)
-    special = rng.normal(0, 1, (512, 16)).astype(np.float32)
-    special[3, 2], special[7, 0], special[9, 9] = np.nan, np.inf, -np.inf
-    special[11, 1] = 1e30  # escape: out of the int8 code range
-    return zipf + [special, rng.normal(0, 1, (300, 8)), rng.uniform(-5, 5, (1000, 4)).astype(np.float32)]
 
 
 RECIPES = ["quant+ans", "quant+dedup+ans"]
@@ -141,26 +131,6 @@ def test_registry_lists_gpu_codecs():
     codec = codecs.get("gpu:quant+dedup+ans", eb=0.03)
     assert codec.get_config()["id"] == "gpu:quant+dedup+ans"
     assert codecs.read_header(codec.encode(np.ones((64, 8), np.float32))).codec["id"] == "quant+dedup+ans"
-
-
-def test_write_gpu_fixtures():
-    """With DLRMCOMP_GPU_FIXTURE_OUT=DIR, write GPU frames + expected arrays as DIR/gpu_frames.tar."""
-    out = os.environ.get("DLRMCOMP_GPU_FIXTURE_OUT")
-    if not out:
-        pytest.skip("set DLRMCOMP_GPU_FIXTURE_OUT to write fixtures")
-    rng = np.random.default_rng(5)
-    work = Path(out) / "gpu_frames"
-    work.mkdir(parents=True, exist_ok=True)
-    xs = arrays(rng)
-    for recipe, cdt, eb in CASES[::2] + [("quant+dedup+ans", "int8", 0.05)]:
-        codec = GpuPipeline(recipe, eb=eb, dtype=cdt)
-        for i in (0, 3):
-            frame = codec.encode(xs[i])
-            stem = f"{recipe.replace('+', '_')}_{cdt}_{i}"
-            (work / f"{stem}.frame").write_bytes(frame)
-            np.save(work / f"{stem}.npy", codec.decode(frame))
-    with tarfile.open(Path(out) / "gpu_frames.tar", "w") as tar:
-        tar.add(work, arcname="gpu_frames")
 
 
 @pytest.mark.parametrize("recipe,cdt,eb", CASES + [("quant+dedup+ans", "int8", 0.05)])

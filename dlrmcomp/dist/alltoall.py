@@ -50,11 +50,6 @@ def guard(op: str):
             f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]") from exc
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @dataclass
 class CommStats:
     """One direction's counters since the last :meth:`take`: per table (global ids) bytes raw
@@ -68,23 +63,71 @@ class CommStats:
     exchange_s: float = 0.0
     decode_s: float = 0.0
     calls: int = 0
+    syncs: int = 0  # host syncs the exchange itself made (timing reads not counted)
+    _clocks: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         self.bytes_raw = np.zeros(self.num_tables, np.int64)
         self.bytes_sent = np.zeros(self.num_tables, np.int64)
 
+    def add_times(self, clock) -> None:
+        """Stage marks (start, encoded, exchanged, decoded) of one exchange; read when needed."""
+        self._clocks.append(clock)
+
+    def resolve(self) -> None:
+        """Fold the recorded stage times into encode_s / exchange_s / decode_s (waits for the GPU)."""
+        for clock in self._clocks:
+            enc, exc, dec = clock.seconds()
+            self.encode_s += enc
+            self.exchange_s += exc
+            self.decode_s += dec
+        self._clocks = []
+
     def take(self) -> dict:
+        self.resolve()
         out = {"bytes_raw": self.bytes_raw.tolist(), "bytes_sent": self.bytes_sent.tolist(),
                "size_bytes": self.size_bytes, "encode_s": self.encode_s, "exchange_s": self.exchange_s,
-               "decode_s": self.decode_s, "calls": self.calls}
+               "decode_s": self.decode_s, "calls": self.calls, "syncs": self.syncs}
         self.__post_init__()
-        self.size_bytes, self.encode_s, self.exchange_s, self.decode_s, self.calls = 0, 0.0, 0.0, 0.0, 0
+        self.size_bytes, self.encode_s, self.exchange_s, self.decode_s, self.calls, self.syncs = 0, 0.0, 0.0, 0.0, 0, 0
         return out
 
 
 def _a2a(out: torch.Tensor, inp: torch.Tensor, out_splits: list[int], in_splits: list[int], group, op: str):
     with guard(op):
         dist.all_to_all_single(out, inp, out_splits, in_splits, group=group)
+
+
+class _Clock:
+    """Stage boundaries of one exchange: CUDA events on a GPU (no host sync to take a time),
+    ``perf_counter`` on the CPU. :meth:`seconds` waits for the last mark (once, when read)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            self.marks.append(e)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def seconds(self) -> list[float]:
+        if self.cuda:
+            self.marks[-1].synchronize()
+            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+def _splits(lengths: list[int], counts: list[int]) -> list[int]:
+    """Per-rank byte counts from per-slice lengths (``counts[r]`` consecutive slices a rank)."""
+    out, pos = [], 0
+    for c in counts:
+        out.append(int(sum(lengths[pos:pos + c])))
+        pos += c
+    return out
 
 
 def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_rows: list[list[int]],
@@ -98,6 +141,10 @@ def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_
     Returns ``recv[s][j]`` float32 [recv_rows[s][j], dim] on the send tensors' device.
     ``raw_rows[d][j]`` (default: the slices' rows) are the rows the uncompressed, un-deduplicated
     payload would have: ``bytes_raw`` counts them at 4 bytes a value.
+
+    With a codec: one ``encode_many`` call for every slice, the slice lengths exchanged on the
+    device, then the one host sync of the exchange (the split sizes the collective needs; it also
+    reads the error flags of earlier device decodes), the bytes, one ``decode_many`` call.
     """
     world = len(send)
     device = next((x.device for row in send for x in row), torch.device("cpu"))
@@ -106,60 +153,58 @@ def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_
         for d in range(world):
             for j, t in enumerate(send_tables[d]):
                 stats.bytes_raw[t] += (send[d][j].shape[0] if raw_rows is None else raw_rows[d][j]) * dim * 4
+    clock = _Clock(device)
+    clock.mark()
     if codec is None:  # raw fp32: one all-to-all, no sizes
-        t0 = time.perf_counter()
         flat = [x.reshape(-1) for d in range(world) for x in send[d]]
         inp = torch.cat(flat) if flat else torch.empty(0, device=device)
         in_splits = [sum(x.numel() for x in send[d]) for d in range(world)]
         out_splits = [sum(recv_rows[s]) * dim for s in range(world)]
         out = torch.empty(sum(out_splits), dtype=torch.float32, device=device)
+        clock.mark()
         _a2a(out, inp.float().contiguous(), out_splits, in_splits, group, "all-to-all (fp32)")
-        _sync(device)
+        clock.mark()
+        clock.mark()
         if stats is not None:
-            stats.exchange_s += time.perf_counter() - t0
+            stats.add_times(clock)
             for d in range(world):
                 for j, t in enumerate(send_tables[d]):
                     stats.bytes_sent[t] += send[d][j].numel() * 4
         pieces = iter(out.split([r * dim for s in range(world) for r in recv_rows[s]]))
         return [[next(pieces).view(r, dim) for r in recv_rows[s]] for s in range(world)]
 
-    # compressed: encode each slice, (exchange sizes), exchange bytes, decode
-    t0 = time.perf_counter()
-    bufs = [[codec.encode(x.detach().float().contiguous(), t, iteration) for x, t in zip(send[d], send_tables[d])]
-            for d in range(world)]
-    _sync(device)
-    t1 = time.perf_counter()
+    n_send, n_recv = [len(send_tables[d]) for d in range(world)], [len(recv_rows[s]) for s in range(world)]
+    flat_tables = [t for d in range(world) for t in send_tables[d]]
+    buf, lengths = codec.encode_many([x.detach().float().contiguous() for d in range(world) for x in send[d]],
+                                     flat_tables, iteration)
+    clock.mark()
+    flat_rows = [r for s in range(world) for r in recv_rows[s]]
     if codec.fixed:
-        recv_sizes = [[codec.encoded_size(r, dim) for r in recv_rows[s]] for s in range(world)]
+        send_lens = [codec.encoded_size(send[d][j].shape[0], dim) for d in range(world) for j in range(n_send[d])]
+        recv_lens = [codec.encoded_size(r, dim) for r in flat_rows]
     else:
-        sizes = torch.tensor([b.numel() for d in range(world) for b in bufs[d]], dtype=torch.int64, device=device)
-        got = torch.empty(sum(len(r) for r in recv_rows), dtype=torch.int64, device=device)
-        _a2a(got, sizes, [len(r) for r in recv_rows], [len(send_tables[d]) for d in range(world)], group, "all-to-all (sizes)")
-        got = got.cpu().tolist()
-        it = iter(got)
-        recv_sizes = [[next(it) for _ in recv_rows[s]] for s in range(world)]
+        got = torch.empty(sum(n_recv), dtype=torch.int64, device=device)
+        _a2a(got, lengths, n_recv, n_send, group, "all-to-all (sizes)")
+        checks = codec.take_checks()
+        host = torch.cat([lengths, got] + [c.to(torch.int64) for c in checks]).cpu().numpy()  # the one host sync
         if stats is not None:
-            stats.size_bytes += sizes.numel() * 8
-    flat = [b for d in range(world) for b in bufs[d]]
-    inp = torch.cat(flat) if flat else torch.empty(0, dtype=torch.uint8, device=device)
-    out = torch.empty(sum(map(sum, recv_sizes)), dtype=torch.uint8, device=device)
-    _a2a(out, inp, [sum(r) for r in recv_sizes], [sum(b.numel() for b in bufs[d]) for d in range(world)],
-         group, f"all-to-all ({codec.name})")
-    _sync(device)
-    t2 = time.perf_counter()
-    pieces = iter(out.split([n for s in range(world) for n in recv_sizes[s]]))
-    recv = [[codec.decode(next(pieces), r, dim, t) for r, t in zip(recv_rows[s], recv_tables[s])]
-            for s in range(world)]
-    _sync(device)
-    t3 = time.perf_counter()
+            stats.syncs += 1
+            stats.size_bytes += lengths.numel() * 8
+        send_lens, recv_lens = host[:len(flat_tables)].tolist(), host[len(flat_tables):len(flat_tables) + len(flat_rows)].tolist()
+        tail = host[len(flat_tables) + len(flat_rows):]
+        codec.raise_checks(np.split(tail, np.cumsum([c.numel() for c in checks])[:-1]) if checks else [])
+    out = torch.empty(sum(recv_lens), dtype=torch.uint8, device=device)
+    _a2a(out, buf[:sum(send_lens)], _splits(recv_lens, n_recv), _splits(send_lens, n_send), group,
+         f"all-to-all ({codec.name})")
+    clock.mark()
+    flat_recv_tables = [t for s in range(world) for t in recv_tables[s]]
+    decoded = iter(codec.decode_many(out, recv_lens, flat_rows, dim, flat_recv_tables))
+    clock.mark()
     if stats is not None:
-        stats.encode_s += t1 - t0
-        stats.exchange_s += t2 - t1
-        stats.decode_s += t3 - t2
-        for d in range(world):
-            for b, t in zip(bufs[d], send_tables[d]):
-                stats.bytes_sent[t] += b.numel()
-    return recv
+        stats.add_times(clock)
+        for t, n in zip(flat_tables, send_lens):
+            stats.bytes_sent[t] += int(n)
+    return [[next(decoded) for _ in range(n_recv[s])] for s in range(world)]
 
 
 class Comm:
@@ -174,6 +219,12 @@ class Comm:
 
     def take_stats(self) -> dict:
         return {"forward": self.fwd_stats.take(), "backward": self.bwd_stats.take()}
+
+    def check(self) -> None:
+        """Check the device decodes not yet checked (their flags are otherwise read at the next exchange)."""
+        for codec in (self.forward_codec, self.backward_codec):
+            if codec is not None:
+                codec.check()
 
 
 class PooledAllToAll(torch.autograd.Function):

@@ -43,6 +43,33 @@ class CommCodec:
     def decode(self, buf: torch.Tensor, rows: int, dim: int, table: int) -> torch.Tensor:
         raise NotImplementedError
 
+    # -- one call per exchange (codecs with a batched path override these) ------------------
+    def encode_many(self, xs: list[torch.Tensor], tables: list[int], iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slices in send order -> (one uint8 buffer of the encoded slices back to back, int64
+        lengths [len(xs)] on the buffer's device)."""
+        bufs = [self.encode(x, t, iteration) for x, t in zip(xs, tables)]
+        device = xs[0].device if xs else torch.device("cpu")
+        buf = torch.cat(bufs) if bufs else torch.empty(0, dtype=torch.uint8, device=device)
+        return buf, torch.tensor([b.numel() for b in bufs], dtype=torch.int64, device=device)
+
+    def decode_many(self, buf: torch.Tensor, lengths: list[int], rows: list[int], dim: int,
+                    tables: list[int]) -> list[torch.Tensor]:
+        """The received buffer + host slice lengths -> one [rows, dim] float32 tensor a slice."""
+        pieces = buf.split(lengths)
+        return [self.decode(p, r, dim, t) for p, r, t in zip(pieces, rows, tables)]
+
+    def take_checks(self) -> list[torch.Tensor]:
+        """Device flags of decodes not yet checked (read at the next host sync, then
+        :meth:`raise_checks`)."""
+        return []
+
+    def raise_checks(self, values: list[np.ndarray]) -> None:
+        """Raise CorruptStreamError if the flags of :meth:`take_checks` (host copies, same order)
+        say a decode failed."""
+
+    def check(self) -> None:
+        """Check every decode not yet checked (one host sync where there are any)."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -135,8 +162,85 @@ class FrameCodec(CommCodec):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).view(rows, dim).to(buf.device)
 
 
+class WireCodec(FrameCodec):
+    """``quant+ans`` in the wire format (:mod:`dlrmcomp.exchange.wire`), one call per exchange.
+
+    On CUDA tensors every slice of an exchange is encoded into one device buffer and decoded
+    straight into one output tensor (:class:`dlrmcomp.exchange.device.DeviceWire`): no payload
+    byte on the host, no host sync (the decode's error flags are read at the exchange's next
+    sync, or by :meth:`check`). On CPU tensors the CPU stages write the same bytes.
+    """
+
+    def __init__(self, name: str = "quant+ans", schedule: EBSchedule | None = None, codes: str = "auto",
+                 lanes: int = 128, chunk: int = 1 << 16):
+        if name not in WIRE_CODECS:
+            raise ValueError(f"wire codecs are {', '.join(WIRE_CODECS)}, got {name!r}")
+        self.name, self.schedule = name, schedule or EBSchedule()
+        self.codes, self.lanes, self.chunk = codes, int(lanes), int(chunk)
+        self._pending: list = []
+        self._device_wire = None
+
+    def _device(self):
+        if self._device_wire is None:
+            from ..exchange.device import DeviceWire
+
+            self._device_wire = DeviceWire("rel", self.codes, self.lanes, self.chunk)
+        return self._device_wire
+
+    def encode_many(self, xs, tables, iteration):
+        from ..exchange import wire
+
+        bounds = [self.bound(t, iteration) for t in tables]
+        if xs and xs[0].is_cuda:
+            enc = self._device().encode([x.detach().contiguous() for x in xs], bounds)
+            return enc.buffer, torch.from_dlpack(enc.lengths)
+        buf, lengths = wire.encode_slices([x.detach().cpu().numpy() for x in xs], bounds, "rel", self.codes,
+                                          self.lanes, self.chunk)
+        return torch.frombuffer(bytearray(buf), dtype=torch.uint8), torch.tensor(lengths, dtype=torch.int64)
+
+    def decode_many(self, buf, lengths, rows, dim, tables):
+        from ..exchange import wire
+
+        if buf.is_cuda:
+            out = torch.empty(sum(rows), dim, dtype=torch.float32, device=buf.device)
+            views = list(out.split(list(rows)))
+            self._pending.append(self._device().decode(buf, lengths, [(r, dim) for r in rows], views).err)
+            return views
+        arrays = wire.decode_slices(buf.numpy(), lengths, [(r, dim) for r in rows])
+        return [torch.from_numpy(a) for a in arrays]
+
+    def encode(self, x, table, iteration):
+        buf, lengths = self.encode_many([x], [table], iteration)
+        return buf[:int(lengths[0])]
+
+    def decode(self, buf, rows, dim, table):
+        out = self.decode_many(buf, [buf.numel()], [rows], dim, [table])[0]
+        self.check()
+        return out
+
+    def take_checks(self):
+        pending, self._pending = self._pending, []
+        return [torch.from_dlpack(p) for p in pending]
+
+    def raise_checks(self, values):
+        from ..exchange.device import raise_errors
+
+        for flags in values:
+            raise_errors(np.asarray(flags))
+
+    def check(self) -> None:
+        """Read the flags of every decode not yet checked (one sync); raise CorruptStreamError."""
+        checks = self.take_checks()
+        if checks:
+            self.raise_checks([c.cpu().numpy() for c in checks])
+
+
+WIRE_CODECS = ("quant+ans", "gpu:quant+ans")
+
+
 def get_comm_codec(spec: str | None, schedule: EBSchedule | None = None) -> CommCodec | None:
-    """``None``/``fp32`` -> None (raw floats); ``fp16``/``bf16``/``int8`` baselines; else a frame codec."""
+    """``None``/``fp32`` -> None (raw floats); ``fp16``/``bf16``/``int8`` baselines; ``quant+ans`` /
+    ``gpu:quant+ans``: the batched wire codec (GPU path on CUDA tensors); else a frame codec."""
     if spec is None or spec in ("", "fp32", "none"):
         return None
     if spec == "fp16":
@@ -145,6 +249,8 @@ def get_comm_codec(spec: str | None, schedule: EBSchedule | None = None) -> Comm
         return CastCodec(torch.bfloat16)
     if spec == "int8":
         return Int8RowwiseCodec()
+    if spec in WIRE_CODECS:
+        return WireCodec(spec, schedule)
     return FrameCodec(spec, schedule)
 
 

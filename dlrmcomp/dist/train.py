@@ -30,9 +30,12 @@ _COMM_WORDS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "so
 
 
 def init_process_group(backend: str = "gloo", timeout: float = 60.0, rank: int | None = None,
-                       world: int | None = None, port: int | None = None) -> tuple[int, int, torch.device]:
+                       world: int | None = None, port: int | None = None,
+                       device: str = "auto") -> tuple[int, int, torch.device]:
     """Join the group (``RANK``/``WORLD_SIZE``/``MASTER_*`` from torchrun, or the arguments);
-    returns (rank, world, device). Every collective then fails after ``timeout`` seconds."""
+    returns (rank, world, device). Every collective then fails after ``timeout`` seconds.
+    ``device``: "auto" (NCCL: one GPU a rank; gloo: the CPU) or "cuda" with gloo: CUDA tensors,
+    several ranks per GPU (local rank modulo the GPU count), gloo staging through host memory."""
     rank = int(os.environ["RANK"]) if rank is None else rank
     world = int(os.environ["WORLD_SIZE"]) if world is None else world
     if port is not None:
@@ -44,10 +47,14 @@ def init_process_group(backend: str = "gloo", timeout: float = 60.0, rank: int |
         local = int(os.environ.get("LOCAL_RANK", rank))
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    elif backend == "gloo":
+    elif backend == "gloo" and device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        device = torch.device("cuda", local % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    elif backend == "gloo" and device in ("auto", "cpu"):
         device = torch.device("cpu")
     else:
-        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
+        raise ValueError(f"backend must be 'gloo' or 'nccl' and device auto/cpu/cuda, got {backend!r}, {device!r}")
     set_timeout(timeout)
     with guard("init_process_group (rendezvous)"):
         dist.init_process_group(backend, rank=rank, world_size=world,
@@ -128,6 +135,7 @@ class DistTrainer:
         return float(total.item()) / batch.size
 
     def _comm_record(self, it: int) -> dict:
+        self.comm.check()
         stats = self.comm.take_stats()
         rec = {"kind": "comm", "iteration": it + 1}
         for name, s in stats.items():

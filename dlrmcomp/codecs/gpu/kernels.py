@@ -125,10 +125,9 @@ __global__ void quantize_kernel(const u64* ptrs, const i64* sizes, const double*
 // ---- grid parameters on the device (no host sync between range and quantize) -----------------
 // Grid.for_range + ErrorBound.resolve of the CPU, in float64 with no contraction, bit for bit.
 // rng: ord(min), ord(max) per table; params[4t..4t+3] = base, step, eb_abs, qmax (as quantize reads them)
+// ord images -> (lo, hi) as float64 (an empty range is (0, 0))
 template <typename T>
-__global__ void grid_params(const typename OrdT<T>::U* rng, int T_, double eb, int is_abs, double qmax, double* params) {
-    const int t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= T_) return;
+__device__ __forceinline__ void range_of(const typename OrdT<T>::U* rng, int t, double& lo, double& hi) {
     typedef typename OrdT<T>::U U;
     const U top = (U)1 << (8 * sizeof(U) - 1);
     U a = rng[2 * t], b = rng[2 * t + 1];
@@ -137,8 +136,12 @@ __global__ void grid_params(const typename OrdT<T>::U* rng, int T_, double eb, i
     T lo_t, hi_t;
     if (sizeof(T) == 4) { lo_t = (T)__uint_as_float((u32)a); hi_t = (T)__uint_as_float((u32)b); }
     else { lo_t = (T)__longlong_as_double((i64)a); hi_t = (T)__longlong_as_double((i64)b); }
-    double lo = (double)lo_t, hi = (double)hi_t;
+    lo = (double)lo_t; hi = (double)hi_t;
     if (!(lo <= hi)) { lo = 0.0; hi = 0.0; }
+}
+
+// out[0..3] = base, step, eb_abs, qmax of the grid of [lo, hi] at bound eb (relative unless is_abs)
+__device__ __forceinline__ void grid_of(double lo, double hi, double eb, int is_abs, double qmax, double* out) {
     const double eb_abs = is_abs ? eb : __dmul_rn(eb, __dadd_rn(hi, -lo));
     const double step = __dmul_rn(2.0, eb_abs);
     const double mid = __dadd_rn(__dmul_rn(0.5, lo), __dmul_rn(0.5, hi));
@@ -150,7 +153,16 @@ __global__ void grid_params(const typename OrdT<T>::U* rng, int T_, double eb, i
         if (!is_fin(base)) base = mid;
         st = step;
     }
-    params[4 * t] = base; params[4 * t + 1] = st; params[4 * t + 2] = eb_abs; params[4 * t + 3] = qmax;
+    out[0] = base; out[1] = st; out[2] = eb_abs; out[3] = qmax;
+}
+
+template <typename T>
+__global__ void grid_params(const typename OrdT<T>::U* rng, int T_, double eb, int is_abs, double qmax, double* params) {
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= T_) return;
+    double lo, hi;
+    range_of<T>(rng, t, lo, hi);
+    grid_of(lo, hi, eb, is_abs, qmax, params + 4 * t);
 }
 
 // quantize (int8 codes) with the code histogram fused: per-warp shared 256-bin histograms, equal keys of a
@@ -635,6 +647,9 @@ __global__ void rans_encode_multi(const Job* jobs, i64* sizes, int* tops) {
     }
 }
 
+// a lane's u16 word, or 0 past the lane's end (corrupt lane data never reads past its lane)
+__device__ __forceinline__ u32 word_at(const u16* w, i64 p, i64 end) { return p < end ? (u32)w[p] : 0u; }
+
 // rANS decode, S interleaved lanes per thread (see rans_encode_multi); the same checks as rans_decode
 template <int S>
 __global__ void rans_decode_multi(const Job* jobs, int* err) {
@@ -654,15 +669,16 @@ __global__ void rans_decode_multi(const Job* jobs, int* err) {
     const u32* lut_fb = (const u32*)J.table2;
     const int M = J.cap;
     const u64 mask = (1ull << M) - 1;
-    i64 count[S], p[S];
+    i64 count[S], p[S], pend[S];
     u64 x[S];
 #pragma unroll
     for (int k = 0; k < S; ++k) {
         const i64 j = j0 + k;
         count[k] = m / J.lanes + (l0 + k < m % J.lanes);
         p[k] = (j ? (i64)ends[j - 1] : 0) >> 1;
+        pend[k] = (i64)ends[j] >> 1;
         x[k] = 1u << 15;
-        if (count[k] > 0) { x[k] = (u64)w[p[k]] | ((u64)w[p[k] + 1] << 16); p[k] += 2; }
+        if (count[k] > 0) { x[k] = (u64)word_at(w, p[k], pend[k]) | ((u64)word_at(w, p[k] + 1, pend[k]) << 16); p[k] += 2; }
     }
     u8* out = (u8*)J.src;
     const bool vec = S == 4 && J.width == 1 && J.stride == 1 && (((u64)out + start + l0) & 3) == 0 && (J.lanes & 3) == 0;
@@ -676,7 +692,7 @@ __global__ void rans_decode_multi(const Job* jobs, int* err) {
                 v[k] = lut_sym[slot];
                 const u32 fb = lut_fb[slot];
                 x[k] = (u64)(fb & 0xFFFF) * (x[k] >> M) + (fb >> 16);
-                if (x[k] < (1u << 15)) { x[k] = (x[k] << 16) | w[p[k]]; ++p[k]; }
+                if (x[k] < (1u << 15)) { x[k] = (x[k] << 16) | word_at(w, p[k], pend[k]); ++p[k]; }
             }
         }
         if (vec && r < count[S - 1]) {
@@ -711,7 +727,7 @@ __global__ void rans_gather(const Job* jobs, const i64* ends, const int* tops, c
     }
 }
 
-// rANS decode: one thread per (chunk, lane); J.scratch = u16 words (zero padded), J.ends = u32 lane ends,
+// rANS decode: one thread per (chunk, lane); J.scratch = u16 words (reads stop at each lane's end), J.ends = u32 lane ends,
 // J.table = u16 lut_sym, J.table2 = u32 lut_fb (freq | (slot - cum) << 16), J.cap = M; errors -> err[0]
 __global__ void rans_decode(const Job* jobs, int* err) {
     const Job J = jobs[blockIdx.y];
@@ -730,8 +746,9 @@ __global__ void rans_decode(const Job* jobs, int* err) {
     const int M = J.cap;
     const u64 mask = (1ull << M) - 1;
     i64 p = (j ? (i64)ends[j - 1] : 0) >> 1;
+    const i64 pend = (i64)ends[j] >> 1;
     u64 x = 1u << 15;
-    if (count > 0) { x = (u64)w[p] | ((u64)w[p + 1] << 16); p += 2; }
+    if (count > 0) { x = (u64)word_at(w, p, pend) | ((u64)word_at(w, p + 1, pend) << 16); p += 2; }
     u8* out = (u8*)J.src;
     for (i64 r = 0; r < count; ++r) {
         const i64 i = start + r * J.lanes + l;
@@ -740,7 +757,7 @@ __global__ void rans_decode(const Job* jobs, int* err) {
         if (J.width == 1) out[i * J.stride] = (u8)v; else *(u16*)(out + i * J.stride) = v;
         const u32 fb = lut_fb[slot];
         x = (u64)(fb & 0xFFFF) * (x >> M) + (fb >> 16);
-        if (x < (1u << 15)) { x = (x << 16) | w[p]; ++p; }
+        if (x < (1u << 15)) { x = (x << 16) | word_at(w, p, pend); ++p; }
     }
     if (count > 0 && (x != (1u << 15) || 2 * p != (i64)ends[j])) atomicExch(err, 1);
 }
@@ -752,6 +769,384 @@ __global__ void fill_kernel(const Job* jobs) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < J.n; i += (i64)gridDim.x * blockDim.x) {
         if (J.width == 1) out[i * J.stride] = (u8)J.mask; else *(u16*)(out + i * J.stride) = (u16)J.mask;
     }
+}
+
+// ==== the device wire format (dlrmcomp.exchange.wire) ==============================================
+// A slice on the wire: an 80-byte descriptor, the codes' entropy stream (entropy.py's Rans format), zero
+// padding to 8, the escaped values verbatim, zero padding to 16. Slices are packed back to back (16-aligned).
+// One WireSlice a slice (host mirror: dlrmcomp.exchange.device.WIRE_SLICE); fields marked "out" are written here.
+struct WireSlice {
+    u64 src;         // encode: the slice's values; decode: where its values go
+    u64 codes;       // code buffer (n codes of code_bytes)
+    i64 rows;
+    i64 n;           // rows * dim
+    i64 offset;      // decode: slice offset in the received buffer; encode (out): offset in the send buffer
+    i64 length;      // decode: expected slice length; encode (out): slice length
+    i64 stream_len;  // out: entropy-stream bytes
+    i64 esc_off;     // out: offset of the escaped values in the slice
+    i64 n_esc;       // decode (out): escape count of the descriptor
+    double eb;       // encode: the bound (relative unless mode == 1)
+    int dim;
+    int job;         // first plane job of the slice (code_bytes jobs)
+    int lanes;       // the stream's lanes (entropy.stream_lanes)
+    int chunk;
+    int code_bytes;  // 1 (int8) or 2 (int16)
+    int value_bytes; // 4 (float32) or 8 (float64)
+    int mode;        // 0 relative, 1 absolute
+    int pad;
+};
+
+#define WIRE_DESC 80
+#define WIRE_STREAM_HEAD 23
+#define WIRE_MAGIC 0x31574C44u
+#define LUT_SLOTS 32768
+
+__device__ u32 crc32_bytes(const u8* p, int n) {
+    u32 c = 0xFFFFFFFFu;
+    for (int i = 0; i < n; ++i) {
+        c ^= p[i];
+        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+__device__ __forceinline__ void put_le(u8* p, u64 v, int nbytes) { for (int i = 0; i < nbytes; ++i) p[i] = (u8)(v >> (8 * i)); }
+__device__ __forceinline__ u64 get_le(const u8* p, int nbytes) {
+    u64 v = 0;
+    for (int i = 0; i < nbytes; ++i) v |= (u64)p[i] << (8 * i);
+    return v;
+}
+__device__ __forceinline__ i64 align_up(i64 v, i64 a) { return (v + a - 1) / a * a; }
+__device__ __forceinline__ i64 lane_count(i64 n, i64 chunk, int lanes, i64 j) {
+    const i64 c = j / lanes, l = j - c * lanes, m = min(chunk, n - c * chunk);
+    return m / lanes + (l < m % lanes);
+}
+__device__ __forceinline__ i64 n_lanes_of(i64 n, i64 chunk, int lanes) { return (n + chunk - 1) / chunk * lanes; }
+
+// where plane j of an encoded slice lands in its stream (positions from the stream's start)
+struct PlanePos { i64 head, ends, data, data_len, next, nl, lb; int K, M; };
+__device__ PlanePos plane_pos(i64 pos, const Job& J, const int* meta, int j, const i64* lane_ends) {
+    PlanePos q;
+    q.head = pos; q.K = meta[2 * j]; q.M = meta[2 * j + 1];
+    q.nl = n_lanes_of(J.n, J.chunk, J.lanes); q.lb = J.lane_base;
+    pos += 4 + q.K;
+    q.ends = q.data = pos; q.data_len = 0;
+    if (q.K >= 2) {
+        pos += 1 + 2 * (i64)q.K;
+        pos = align_up(pos, 4);
+        q.ends = pos;
+        pos += 4 * q.nl;
+        q.data = pos;
+        q.data_len = lane_ends[q.lb + q.nl - 1] - (q.lb ? lane_ends[q.lb - 1] : 0);
+        pos += q.data_len;
+    }
+    q.next = pos;
+    return q;
+}
+
+// per slice (one thread each): stream length, escape offset, slice length (encode)
+__global__ void wire_sizes(WireSlice* S, int nS, const Job* jobs, const int* meta, const i64* lane_ends,
+                           const unsigned long long* esc, i64* slice_len) {
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= nS) return;
+    WireSlice& s = S[t];
+    i64 pos = WIRE_STREAM_HEAD;
+    if (s.n > 0)
+        for (int p = 0; p < s.code_bytes; ++p) pos = plane_pos(pos, jobs[s.job + p], meta, s.job + p, lane_ends).next;
+    s.stream_len = pos;
+    s.esc_off = WIRE_DESC + align_up(pos, 8);
+    s.n_esc = (i64)esc[t];
+    s.length = align_up(s.esc_off + s.n_esc * s.value_bytes, 16);
+    slice_len[t] = s.length;
+}
+
+// descriptor, stream header, plane heads and lane ends (block 0 of each slice), lane words (every block);
+// offs[t] = the slice's offset in out (exclusive scan of the lengths); params: base, step, eb_abs, qmax
+__global__ void wire_write(const WireSlice* S, const Job* jobs, const int* meta, const u64* sym_ptrs,
+                           const i64* lane_ends, const int* tops, const double* params, const i64* offs, u8* out) {
+    const int t = blockIdx.y;
+    const WireSlice s = S[t];
+    u8* d = out + offs[t];
+    u8* st = d + WIRE_DESC;
+    const int layout = s.code_bytes == 1 ? 0 : 1;
+    if (blockIdx.x == 0) {
+        if (threadIdx.x == 0) {
+            put_le(d, WIRE_MAGIC, 4);
+            d[4] = 1; d[5] = 1; d[6] = s.value_bytes == 4 ? 0 : 1; d[7] = s.code_bytes == 1 ? 0 : 2;
+            d[8] = (u8)s.mode; d[9] = d[10] = d[11] = 0;
+            put_le(d + 12, (u64)s.dim, 4); put_le(d + 16, (u64)s.rows, 4); put_le(d + 20, (u64)s.n_esc, 4);
+            put_le(d + 24, (u64)s.stream_len, 4); put_le(d + 28, (u64)s.length, 4);
+            put_le(d + 32, (u64)__double_as_longlong(s.eb), 8);
+            put_le(d + 40, (u64)__double_as_longlong(params[4 * t + 2]), 8);
+            put_le(d + 48, (u64)__double_as_longlong(params[4 * t]), 8);
+            put_le(d + 56, (u64)__double_as_longlong(params[4 * t + 1]), 8);
+            put_le(d + 64, (u64)s.lanes, 4); put_le(d + 68, (u64)s.chunk, 4); put_le(d + 72, 0, 4);
+            put_le(d + 76, crc32_bytes(d, 76), 4);
+            st[0] = 'R'; st[1] = 'A'; st[2] = 1; st[3] = s.code_bytes == 1 ? 0 : 2; st[4] = (u8)layout;
+            put_le(st + 5, (u64)s.lanes, 2); put_le(st + 7, (u64)s.chunk, 4); put_le(st + 11, (u64)s.n, 8);
+            put_le(st + 19, crc32_bytes(st, 19), 4);
+        }
+        i64 pos = WIRE_STREAM_HEAD;
+        for (int p = 0; p < (s.n > 0 ? s.code_bytes : 0); ++p) {
+            const int j = s.job + p;
+            const PlanePos q = plane_pos(pos, jobs[j], meta, j, lane_ends);
+            const u32* sym = (const u32*)sym_ptrs[j];
+            if (threadIdx.x == 0) put_le(st + q.head, (u64)q.K, 4);
+            for (int k = threadIdx.x; k < q.K; k += blockDim.x) st[q.head + 4 + k] = (u8)sym[k];
+            if (q.K >= 2) {
+                const u32* freq = sym + 256;
+                if (threadIdx.x == 0) st[q.head + 4 + q.K] = (u8)q.M;
+                for (int k = threadIdx.x; k < q.K; k += blockDim.x) put_le(st + q.head + 5 + q.K + 2 * k, freq[k], 2);
+                for (i64 b = q.head + 5 + 3 * (i64)q.K + threadIdx.x; b < q.ends; b += blockDim.x) st[b] = 0;
+                const i64 base = q.lb ? lane_ends[q.lb - 1] : 0;
+                u32* e = (u32*)(st + q.ends);
+                for (i64 l = threadIdx.x; l < q.nl; l += blockDim.x) e[l] = (u32)(lane_ends[q.lb + l] - base);
+            }
+            pos = q.next;
+        }
+        for (i64 b = WIRE_DESC + s.stream_len + threadIdx.x; b < s.esc_off; b += blockDim.x) d[b] = 0;
+        for (i64 b = s.esc_off + s.n_esc * s.value_bytes + threadIdx.x; b < s.length; b += blockDim.x) d[b] = 0;
+    }
+    // lane words: one warp a lane, spread over the slice's blocks
+    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, wl = threadIdx.x & 31;
+    const int nwarps = (gridDim.x * blockDim.x) >> 5;
+    i64 pos = WIRE_STREAM_HEAD;
+    for (int p = 0; p < (s.n > 0 ? s.code_bytes : 0); ++p) {
+        const int j = s.job + p;
+        const Job J = jobs[j];
+        const PlanePos q = plane_pos(pos, J, meta, j, lane_ends);
+        if (q.K >= 2) {
+            const i64 base = q.lb ? lane_ends[q.lb - 1] : 0;
+            for (i64 l = warp; l < q.nl; l += nwarps) {
+                const i64 g = q.lb + l;
+                const i64 prev = g ? lane_ends[g - 1] : 0;
+                const i64 nw = (lane_ends[g] - prev) >> 1;
+                const u16* src = (const u16*)J.scratch + l * J.cap + tops[g];
+                u16* dst = (u16*)(st + q.data + (prev - base));
+                for (i64 k = wl; k < nw; k += 32) dst[k] = src[k];
+            }
+        }
+        pos = q.next;
+    }
+}
+
+// the escaped values of each slice, in order (one 1024-thread block a slice; slices without escapes return)
+template <typename T>
+__global__ void __launch_bounds__(1024) wire_escapes_out(const WireSlice* S, const i64* offs, u8* out) {
+    const WireSlice s = S[blockIdx.x];
+    if (s.n_esc == 0) return;
+    __shared__ i64 red[33];
+    const T* x = (const T*)s.src;
+    T* dst = (T*)(out + offs[blockIdx.x] + s.esc_off);
+    i64 done = 0;
+    for (i64 i0 = 0; i0 < s.n; i0 += blockDim.x) {
+        const i64 i = i0 + threadIdx.x;
+        int f = 0;
+        if (i < s.n) f = s.code_bytes == 1 ? ((const signed char*)s.codes)[i] == -128 : ((const short*)s.codes)[i] == -32768;
+        i64 total;
+        const i64 before = block_exscan((i64)f, red, &total);
+        if (f && done + before < s.n_esc) dst[done + before] = x[i];
+        done += total;
+    }
+}
+
+// ---- decode: validate each slice on the device, fill its decode jobs and lookup tables --------------
+// error codes per slice (err[t]); dlrmcomp.exchange.device.WIRE_ERRORS says them in words
+#define E_BOUNDS 1
+#define E_DESC 2
+#define E_SHAPE 3
+#define E_STREAM 4
+#define E_TABLE 5
+#define E_ENDS 6
+#define E_LANES 7
+#define E_ESCAPES 8
+
+// one block a slice. jobs: two per slice (s.job, s.job + 1), chunk/lanes preset by the host (n = 0); the code
+// dtype (s.code_bytes) is read from the descriptor;
+// lut_sym/lut_fb: LUT_SLOTS entries per job; cum: 65537 u32 per job; params[2t] = base, step
+__global__ void __launch_bounds__(256) wire_parse(WireSlice* S, const u8* buf, i64 buf_len, Job* jobs, u16* lut_sym,
+                                                  u32* lut_fb, u32* cum_all, double* params, int* err) {
+    const int t = blockIdx.x;
+    WireSlice& s = S[t];
+    __shared__ int bad, K, M, width, cb;
+    if (threadIdx.x == 0) { width = 1; cb = 1; }
+    __shared__ i64 pos, pos_ends, pos_data, data_len, stream_len;
+    const u8* d = buf + s.offset;
+    const u8* st = d + WIRE_DESC;
+    if (threadIdx.x == 0) {
+        bad = 0;
+        if (s.offset < 0 || (s.offset & 15) || s.length < WIRE_DESC + WIRE_STREAM_HEAD || s.offset + s.length > buf_len) bad = E_BOUNDS;
+        else if ((u32)get_le(d, 4) != WIRE_MAGIC || d[4] != 1 || d[5] != 1 || (u32)get_le(d + 76, 4) != crc32_bytes(d, 76)) bad = E_DESC;
+        else if (d[6] != (s.value_bytes == 4 ? 0 : 1) || (d[7] != 0 && d[7] != 2) ||
+                 (i64)get_le(d + 12, 4) != s.dim || (i64)get_le(d + 16, 4) != s.rows || (i64)get_le(d + 28, 4) != s.length) bad = E_SHAPE;
+        else {
+            cb = d[7] == 0 ? 1 : 2;
+            s.code_bytes = cb;
+            stream_len = (i64)get_le(d + 24, 4);
+            s.n_esc = (i64)get_le(d + 20, 4);
+            s.stream_len = stream_len;
+            s.esc_off = WIRE_DESC + align_up(stream_len, 8);
+            if (stream_len < WIRE_STREAM_HEAD || s.esc_off + s.n_esc * s.value_bytes > s.length || s.n_esc > s.n) bad = E_BOUNDS;
+            params[2 * t] = __longlong_as_double((i64)get_le(d + 48, 8));
+            params[2 * t + 1] = __longlong_as_double((i64)get_le(d + 56, 8));
+        }
+        if (!bad) {
+            const int layout = st[4];
+            if (st[0] != 'R' || st[1] != 'A' || st[2] != 1 || (u32)get_le(st + 19, 4) != crc32_bytes(st, 19) ||
+                st[3] != (cb == 1 ? 0 : 2) || layout > 1 || (i64)get_le(st + 5, 2) != s.lanes ||
+                (i64)get_le(st + 7, 4) != s.chunk || (i64)get_le(st + 11, 8) != s.n) bad = E_STREAM;
+            width = layout == 0 ? cb : 1;
+        }
+        pos = WIRE_STREAM_HEAD;
+    }
+    __syncthreads();
+    const int planes = s.n > 0 ? cb / width : 0;
+    for (int p = 0; p < planes && !bad; ++p) {
+        const int j = s.job + p;
+        u32* cum = cum_all + (i64)j * 65537;
+        if (threadIdx.x == 0) {
+            K = 0;
+            if (pos + 4 > stream_len) bad = E_TABLE;
+            else {
+                K = (int)get_le(st + pos, 4);
+                if (K < 1 || K > (1 << (8 * width)) || pos + 4 + (i64)K * width > stream_len) bad = E_TABLE;
+            }
+            for (int k = 1; k < K && !bad; ++k)
+                if (get_le(st + pos + 4 + (i64)k * width, width) <= get_le(st + pos + 4 + (i64)(k - 1) * width, width)) bad = E_TABLE;
+            M = 0;
+            if (!bad && K >= 2) {
+                const i64 tp = pos + 4 + (i64)K * width;
+                if (tp + 1 + 2 * (i64)K > stream_len) bad = E_TABLE;
+                else {
+                    M = st[tp];
+                    u32 c = 0;
+                    for (int k = 0; k < K; ++k) {
+                        const u32 f = (u32)get_le(st + tp + 1 + 2 * (i64)k, 2);
+                        if (f < 1) bad = E_TABLE;
+                        cum[k] = c; c += f;
+                    }
+                    cum[K] = c;
+                    if (M < 1 || M > 15 || c != (1u << M)) bad = E_TABLE;
+                    i64 q = tp + 1 + 2 * (i64)K;
+                    for (; (q & 3) && !bad; ++q) if (q >= stream_len || st[q]) bad = E_TABLE;
+                    pos_ends = q;
+                    const i64 nl = n_lanes_of(s.n, s.chunk, s.lanes);
+                    if (!bad && pos_ends + 4 * nl > stream_len) bad = E_ENDS;
+                    if (!bad) {
+                        pos_data = pos_ends + 4 * nl;
+                        data_len = (i64)((const u32*)(st + pos_ends))[nl - 1];
+                        if (pos_data + data_len > stream_len) bad = E_ENDS;
+                    }
+                }
+            }
+        }
+        __syncthreads();
+        if (bad) break;
+        if (K == 1) {  // constant plane: every code byte (or code) is the one symbol
+            const u32 v = (u32)get_le(st + pos + 4, width);
+            u8* out = (u8*)s.codes + p;
+            for (i64 i = threadIdx.x; i < s.n; i += blockDim.x) {
+                if (width == 1) out[i * cb] = (u8)v; else ((u16*)s.codes)[i] = (u16)v;
+            }
+            __syncthreads();
+            if (threadIdx.x == 0) pos = pos + 4 + width;
+            __syncthreads();
+            continue;
+        }
+        // lane ends: non-decreasing, each lane's size fits its symbol count (entropy.Rans._lane_sizes_ok)
+        const u32* ends = (const u32*)(st + pos_ends);
+        const i64 nl = n_lanes_of(s.n, s.chunk, s.lanes);
+        int lane_bad = 0;
+        for (i64 l = threadIdx.x; l < nl; l += blockDim.x) {
+            const i64 prev = l ? (i64)ends[l - 1] : 0, size = (i64)ends[l] - prev;
+            const i64 cnt = lane_count(s.n, s.chunk, s.lanes, l);
+            if (cnt == 0) lane_bad |= size != 0;
+            else lane_bad |= size < 4 || size > 4 + 2 * cnt || (size & 1);
+        }
+        if (__syncthreads_or(lane_bad)) { if (threadIdx.x == 0) bad = E_ENDS; __syncthreads(); break; }
+        // lookup tables: slot -> symbol, (freq | (slot - cum) << 16)
+        const i64 tp = pos + 4 + (i64)K * width;
+        u16* ls = lut_sym + (i64)j * LUT_SLOTS;
+        u32* lf = lut_fb + (i64)j * LUT_SLOTS;
+        for (int slot = threadIdx.x; slot < (1 << M); slot += blockDim.x) {
+            int lo = 0, hi = K - 1;  // the last k with cum[k] <= slot
+            while (lo < hi) { const int mid = (lo + hi + 1) >> 1; if (cum[mid] <= (u32)slot) lo = mid; else hi = mid - 1; }
+            ls[slot] = (u16)get_le(st + pos + 4 + (i64)lo * width, width);
+            lf[slot] = (u32)get_le(st + tp + 1 + 2 * (i64)lo, 2) | (((u32)slot - cum[lo]) << 16);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            Job& J = jobs[j];
+            J.n = s.n; J.scratch = (u64)(st + pos_data); J.ends = (u64)ends;
+            J.table = (u64)ls; J.table2 = (u64)lf; J.cap = M;
+            J.width = width; J.stride = cb; J.src = s.codes + (width == 1 ? p : 0);
+            pos = pos_data + data_len;
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        if (!bad && pos != stream_len) bad = E_STREAM;
+        if (bad) { err[t] = bad; jobs[s.job].n = 0; jobs[s.job + 1].n = 0; }
+    }
+}
+
+// values = base + code * step (no contraction, as the CPU), escape codes counted into found[t]
+template <typename T, typename C>
+__device__ __forceinline__ int dequant_slice(const WireSlice& s, double base, double step) {
+    const C* c = (const C*)s.codes;
+    T* out = (T*)s.src;
+    const C esc = sizeof(C) == 1 ? (C)-128 : (C)-32768;
+    int n_esc = 0;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < s.n; i += (i64)gridDim.x * blockDim.x) {
+        const C code = c[i];
+        n_esc += code == esc;
+        out[i] = (T)__dadd_rn(base, __dmul_rn((double)code, step));
+    }
+    return n_esc;
+}
+
+template <typename T>
+__global__ void wire_dequant(const WireSlice* S, const double* params, unsigned long long* found, const int* err) {
+    const int t = blockIdx.y;
+    const WireSlice s = S[t];
+    if (err[t]) return;
+    const double base = params[2 * t], step = params[2 * t + 1];
+    int n_esc = s.code_bytes == 1 ? dequant_slice<T, signed char>(s, base, step) : dequant_slice<T, short>(s, base, step);
+    n_esc = __reduce_add_sync(0xffffffffu, (unsigned)n_esc);
+    if ((threadIdx.x & 31) == 0 && n_esc) atomicAdd(&found[t], (unsigned long long)n_esc);
+}
+
+// escaped values back in place (one 1024-thread block a slice); a count that disagrees is E_ESCAPES
+template <typename T>
+__global__ void __launch_bounds__(1024) wire_escapes_in(const WireSlice* S, const u8* buf, const unsigned long long* found,
+                                                        int* err, const int* lane_err) {
+    const int t = blockIdx.x;
+    const WireSlice s = S[t];
+    if (err[t]) return;
+    if ((i64)found[t] != s.n_esc) { if (threadIdx.x == 0) err[t] = *lane_err ? E_LANES : E_ESCAPES; return; }
+    if (s.n_esc == 0) return;
+    __shared__ i64 red[33];
+    const T* src = (const T*)(buf + s.offset + s.esc_off);
+    T* out = (T*)s.src;
+    i64 done = 0;
+    for (i64 i0 = 0; i0 < s.n; i0 += blockDim.x) {
+        const i64 i = i0 + threadIdx.x;
+        int f = 0;
+        if (i < s.n) f = s.code_bytes == 1 ? ((const signed char*)s.codes)[i] == -128 : ((const short*)s.codes)[i] == -32768;
+        i64 total;
+        const i64 before = block_exscan((i64)f, red, &total);
+        if (f) out[i] = src[done + before];
+        done += total;
+    }
+}
+
+// per-slice grid parameters from the ranges, each slice with its own bound
+template <typename T>
+__global__ void wire_grid(const typename OrdT<T>::U* rng, const WireSlice* S, int nS, double* params) {
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= nS) return;
+    double lo, hi;
+    range_of<T>(rng, t, lo, hi);
+    grid_of(lo, hi, S[t].eb, S[t].mode, S[t].code_bytes == 1 ? 127.0 : 32767.0, params + 4 * t);
 }
 
 """
@@ -766,4 +1161,7 @@ NAMES = (
     "rans_decode", "fill_kernel", "build_tables", "plane_costs",
     "grid_params<float>", "grid_params<double>", "quantize_hist_kernel<float>", "quantize_hist_kernel<double>",
     "rans_encode_multi<2>", "rans_encode_multi<4>", "rans_decode_multi<2>", "rans_decode_multi<4>",
+    "wire_sizes", "wire_write", "wire_parse", "wire_grid<float>", "wire_grid<double>",
+    "wire_escapes_out<float>", "wire_escapes_out<double>", "wire_escapes_in<float>", "wire_escapes_in<double>",
+    "wire_dequant<float>", "wire_dequant<double>",
 )
