@@ -71,7 +71,7 @@ def copy_gbps(nbytes: int, repeat: int) -> float:
 # before's. L32/C256K is the CPU-identical layout.
 OURS = [("quant+dedup+ans", 128, 1 << 16, True, 1), ("quant+ans", 128, 1 << 16, True, 1)]
 #: the wire path's lane layouts (lanes, chunk)
-WIRE = ((128, 1 << 16), (256, 1 << 15), (32, 1 << 18))
+WIRE = ((128, 1 << 16, 1), (128, 1 << 16, 2), (128, 1 << 16, 4), (256, 1 << 15, 1), (32, 1 << 18, 1))
 
 
 def wall(fn, repeat: int):
@@ -95,13 +95,13 @@ def wire_rows(label, tables, eb, repeat):
     import torch
 
     from dlrmcomp.exchange import wire
-    from dlrmcomp.exchange.device import DeviceWire
+    from dlrmcomp.exchange.device import DeviceWire, StageTimes
 
     xs = [torch.from_numpy(t).cuda() for t in tables]
     raw = sum(t.nbytes for t in tables)
     rows = []
-    for lanes, chunk in WIRE:
-        w = DeviceWire(lanes=lanes, chunk=chunk)
+    for lanes, chunk, states in WIRE:
+        w = DeviceWire(lanes=lanes, chunk=chunk, states=states)
         bounds = [eb] * len(xs)
         enc, te = wall(lambda: w.encode(xs, bounds), repeat)
         _, te_dev = timed(lambda: w.encode(xs, bounds), repeat)
@@ -111,10 +111,15 @@ def wire_rows(label, tables, eb, repeat):
         shapes = [tuple(x.shape) for x in xs]
         _, td = wall(lambda: w.decode(buf, lengths, shapes, outs).check(), repeat)
         _, td_dev = timed(lambda: w.decode(buf, lengths, shapes, outs), repeat)
+        se, sd = StageTimes(), StageTimes()
+        w.encode(xs, bounds, stages=se)
+        w.decode(buf, lengths, shapes, outs, stages=sd)
+        print(f"stages {label} L{lanes} S{states}: encode " + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in se.seconds().items())
+              + "; decode " + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in sd.seconds().items()), flush=True)
         views = wire.split(buf[:int(lengths.sum())].cpu().numpy(), lengths)
         worst = max(float((o.double() - x.double()).abs().max()) / wire.Descriptor.unpack(v).eb_abs
                     for o, x, v in zip(outs, xs, views))
-        name = f"ours wire quant+ans L{lanes} C{chunk >> 10}K"
+        name = f"ours wire quant+ans L{lanes} C{chunk >> 10}K S{states}"
         ratio = raw / int(lengths.sum())
         rows.append({"payload": label, "eb": eb, "codec": f"{name} end-to-end", "ratio": ratio,
                      "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9, "max_err/eb": worst,

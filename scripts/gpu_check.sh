@@ -3,13 +3,13 @@
 # fixtures, the codec benchmark and the one-GPU all-to-all (1 NCCL rank: the wire is a device copy;
 # 2 gloo ranks sharing the GPU: an Ethernet-class link).
 # Usage: scripts/gpu_check.sh [OUT_DIR]   (OUT_DIR defaults to $OUT or ./gpu_check_out)
-# STEPS (default "tests fixtures bench alltoall") picks what runs.
+# STEPS (default "tests fixtures bench alltoall train") picks what runs; train: benchmarks/train_compare.py.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 cd "$(dirname "$0")/.."
 OUTDIR="${1:-${OUT:-gpu_check_out}}"; mkdir -p "$OUTDIR"
 PY="${PYTHON:-python3}"
-STEPS="${STEPS:-tests fixtures bench alltoall}"
+STEPS="${STEPS:-tests fixtures bench alltoall train}"
 SITE=/tmp/dlrmcomp_site; mkdir -p "$SITE"
 for d in .whl/cpu .whl/nvcomp; do
   ls $d/*.whl >/dev/null 2>&1 && "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" $d/*.whl
@@ -35,5 +35,9 @@ if has alltoall; then
     --out "$OUTDIR/alltoall_1gpu_nccl.json" 2>&1 | tail -12 | tee "$OUTDIR/alltoall_nccl.log" || rc=1
   "$PY" -m torch.distributed.run --standalone --nproc-per-node 2 benchmarks/alltoall.py --backend gloo --device cuda $A2A \
     --out "$OUTDIR/alltoall_1gpu_gloo2.json" 2>&1 | tail -12 | tee "$OUTDIR/alltoall_gloo.log" || rc=1
+fi
+if has train; then
+  "$PY" benchmarks/train_compare.py --out "$OUTDIR/train" ${TRAIN_ARGS:-} 2>&1 | grep -v "^  warnings\|UserWarning" \
+    | tail -12 | tee "$OUTDIR/train.log" || rc=1
 fi
 exit $rc

@@ -31,7 +31,10 @@ def _slices(seed=0, dtype=np.float32):
     special[1, 1], special[2, 2], special[3, 3] = np.nan, np.inf, -np.inf
     tiny = rng.normal(0, 1, (1, 8)).astype(dtype)
     const = np.full((64, 4), 0.25, dtype)
-    return xs + [special, tiny, const]
+    many = rng.normal(0, 1, (40000, 8)).astype(dtype)  # escapes spread over many segments
+    many[rng.integers(0, 40000, 300), rng.integers(0, 8, 300)] = np.nan
+    many[rng.integers(0, 40000, 20), 3] = -np.inf
+    return xs + [special, tiny, const, many]
 
 
 def _encode(w, xs, bounds):
@@ -46,17 +49,19 @@ def _decode(w, buf, lengths, xs, dtype=torch.float32):
     return [o.cpu().numpy() for o in outs]
 
 
-@pytest.mark.parametrize("lanes,chunk", [(32, 1 << 18), (128, 1 << 16), (4, 64)])
-def test_device_bytes_equal_cpu_bytes_int8(lanes, chunk):
+@pytest.mark.parametrize("lanes,chunk,states", [(32, 1 << 18, 1), (128, 1 << 16, 1), (4, 64, 1), (128, 1 << 16, 4)])
+def test_device_bytes_equal_cpu_bytes_int8(lanes, chunk, states):
     xs = _slices(1)
-    bounds = [0.03, 0.01, 0.05, 0.02, 0.03, 0.04]
-    buf, lengths = _encode(DeviceWire(lanes=lanes, chunk=chunk), xs, bounds)
+    bounds = [0.03, 0.01, 0.05, 0.02, 0.03, 0.04, 0.03]
+    w = DeviceWire(lanes=lanes, chunk=chunk, states=states)
+    buf, lengths = _encode(w, xs, bounds)
+    assert _decode(w, buf, lengths, xs)[0].shape == xs[0].shape
     cpu, cpu_lengths = wire.encode_slices(xs, bounds, lanes=lanes, chunk=chunk)
     assert list(lengths) == cpu_lengths
     assert buf.cpu().numpy().tobytes() == cpu  # byte for byte, descriptor included
 
 
-@pytest.mark.parametrize("dtype,bounds", [(np.float32, [0.001] * 6), (np.float64, [0.03] * 6), (np.float32, [0.0004] * 6)])
+@pytest.mark.parametrize("dtype,bounds", [(np.float32, [0.001] * 7), (np.float64, [0.03] * 7), (np.float32, [0.0004] * 7)])
 def test_decodes_agree_both_ways(dtype, bounds):
     xs = _slices(2, dtype)
     w = DeviceWire()

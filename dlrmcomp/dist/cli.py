@@ -15,13 +15,15 @@ import sys
 
 from .comms import BASELINES
 
-_DIST_DESTS = ("nproc", "backend", "fwd_comm", "bwd_comm", "dedup", "shard_by", "comm_timeout")
+_DIST_DESTS = ("nproc", "backend", "device", "fwd_comm", "bwd_comm", "dedup", "shard_by", "comm_timeout")
 
 
 def add_dist_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model-parallel (dlrmcomp.dist)")
     g.add_argument("--nproc", type=int, help="launch N model-parallel workers via torchrun")
     g.add_argument("--backend", choices=("gloo", "nccl"), default="gloo", help="torch.distributed backend")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: NCCL one GPU a rank, gloo the CPU; cuda with gloo: CUDA tensors, ranks sharing GPUs")
     g.add_argument("--fwd-comm", help=f"forward all-to-all codec: {'|'.join(BASELINES)}|CODEC (default: --codec "
                                       "with --compression codec, else fp32)")
     g.add_argument("--bwd-comm", help="backward all-to-all codec (default: --grad-codec, else fp32)")
@@ -84,7 +86,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     from .alltoall import RankFailure
 
     try:
-        rank, world, device = init_process_group(args.backend, args.comm_timeout)
+        rank, world, device = init_process_group(args.backend, args.comm_timeout, device=args.device)
         trainer = DistTrainer(cfg, args.out, shard_by=args.shard_by, device=device, forward=args.fwd_comm,
                               backward=args.bwd_comm, dedup=args.dedup)
         summary = trainer.run()

@@ -36,6 +36,7 @@ WIRE_ERRORS = {1: "slice offset or length outside the received buffer", 2: "desc
                6: "lane offset table corrupt or truncated", 7: "rANS lane data corrupt",
                8: "escape count differs from the escape codes"}
 LUT_SLOTS = 1 << 15
+ESC_SEGMENTS = 128  # escapes are found and moved in this many segments of a slice, in parallel
 _ALIGN = 256
 _BLOCK = 256
 
@@ -96,22 +97,22 @@ class DeviceWire:
     :func:`wire.code_dtype_for`), "int8" or "int16"; ``lanes``/``chunk``: the rANS lane layout.
     """
 
-    def __init__(self, mode: str = "rel", codes: str = "auto", lanes: int = 128, chunk: int = 1 << 16):
-        if mode not in wire.MODES or codes not in ("auto", "int8", "int16"):
-            raise ValueError(f"mode must be rel/abs and codes auto/int8/int16, got {mode!r}, {codes!r}")
+    def __init__(self, mode: str = "rel", codes: str = "auto", lanes: int = 128, chunk: int = 1 << 16, states: int = 1):
+        if mode not in wire.MODES or codes not in ("auto", "int8", "int16") or states not in (1, 2, 4):
+            raise ValueError(f"mode must be rel/abs, codes auto/int8/int16, states 1/2/4; got {mode!r}, {codes!r}, {states!r}")
         if not (1 <= lanes <= 0xFFFF and lanes <= chunk <= 0x7FFFFFFF):
             raise ValueError(f"need 1 <= lanes <= 65535 and lanes <= chunk < 2**31, got {lanes}, {chunk}")
-        self.mode, self.codes, self.lanes, self.chunk = mode, codes, int(lanes), int(chunk)
+        self.mode, self.codes, self.lanes, self.chunk, self.states = mode, codes, int(lanes), int(chunk), int(states)
         self._enc, self._dec = {}, {}
 
     # -- encode ------------------------------------------------------------------------------
     def _encoder(self, shapes, vdt: np.dtype, cdt: np.dtype):
         key = (tuple(shapes), vdt, cdt)
         if key not in self._enc:
-            self._enc[key] = _Encoder(_Layout.of(shapes, self.lanes, self.chunk), vdt, cdt, self.chunk)
+            self._enc[key] = _Encoder(_Layout.of(shapes, self.lanes, self.chunk), vdt, cdt, self.chunk, self.states)
         return self._enc[key]
 
-    def encode(self, xs, bounds) -> "EncodedWire":
+    def encode(self, xs, bounds, stages: StageTimes | None = None) -> "EncodedWire":
         """Slices (torch CUDA tensors or cupy arrays, each [rows, dim], one float dtype) and one bound
         each -> the packed wire buffer on the device, slice lengths and offsets on the device."""
         if len(xs) != len(bounds) or not xs:
@@ -125,18 +126,45 @@ class DeviceWire:
                 raise ValueError("wire slices must be contiguous")
             shapes.append((int(x.shape[0]), int(x.shape[1])))
         cdt = wire.code_dtype_for(bounds, self.mode, self.codes)
-        return self._encoder(shapes, vdt, cdt).run(xs, bounds, self.mode)
+        return self._encoder(shapes, vdt, cdt).run(xs, bounds, self.mode, stages or _NoStages)
 
     # -- decode ------------------------------------------------------------------------------
-    def decode(self, buf, lengths, shapes, out, dtype=np.float32) -> "DecodedWire":
+    def decode(self, buf, lengths, shapes, out, dtype=np.float32, stages: StageTimes | None = None) -> "DecodedWire":
         """The received buffer (uint8, device), host slice lengths, expected (rows, dim) per slice and
         one output per slice (device arrays/tensors of those shapes) -> outputs filled; call
         :meth:`DecodedWire.check` (one sync) to raise any CorruptStreamError."""
         vdt = np.dtype(dtype)
         key = (tuple(shapes), vdt)
         if key not in self._dec:
-            self._dec[key] = _Decoder(_Layout.of(shapes, self.lanes, self.chunk), vdt, self.chunk)
-        return self._dec[key].run(buf, lengths, out)
+            self._dec[key] = _Decoder(_Layout.of(shapes, self.lanes, self.chunk), vdt, self.chunk, self.states)
+        return self._dec[key].run(buf, lengths, out, stages or _NoStages)
+
+
+class StageTimes:
+    """CUDA events after each stage of a call (pass one to :meth:`DeviceWire.encode` / ``decode``);
+    :meth:`seconds` reads them once the work is done. For profiles: it adds no sync to the call."""
+
+    def __init__(self):
+        self.events = []
+
+    def mark(self, name: str) -> None:
+        e = _cp().cuda.Event()
+        e.record()
+        self.events.append((name, e))
+
+    def seconds(self) -> dict:
+        cp = _cp()
+        self.events[-1][1].synchronize()
+        out = {}
+        for (_, a), (name, b) in zip(self.events, self.events[1:]):
+            out[name] = out.get(name, 0.0) + cp.cuda.get_elapsed_time(a, b) / 1e3
+        return out
+
+
+class _NoStages:
+    @staticmethod
+    def mark(name: str) -> None:
+        return None
 
 
 @dataclass
@@ -170,11 +198,17 @@ def raise_errors(errs: np.ndarray) -> None:
         raise CorruptStreamError(f"wire: {WIRE_ERRORS[7]}")
 
 
+def _states_for(layout: _Layout, states: int) -> int:
+    """rANS states per thread: ``states`` where it divides every slice's lanes, else 1 (same bytes)."""
+    return states if all(int(l) % states == 0 for l in layout.lanes) else 1
+
+
 class _Encoder:
-    def __init__(self, layout: _Layout, vdt: np.dtype, cdt: np.dtype, chunk: int):
+    def __init__(self, layout: _Layout, vdt: np.dtype, cdt: np.dtype, chunk: int, states: int):
         cp = _cp()
         import torch
 
+        self.states = _states_for(layout, states)
         self.L, self.vdt, self.cdt, self.chunk = layout, vdt, cdt, chunk
         S, P = len(layout.n), cdt.itemsize
         self.S, self.P = S, P
@@ -199,6 +233,7 @@ class _Encoder:
         self.rng = cp.empty_like(self.rng0)
         self.params = cp.empty(4 * S, cp.float64)
         self.slice_len = cp.empty(S, cp.int64)
+        self.seg_counts = cp.zeros(S * ESC_SEGMENTS, cp.int32)
         jobs = np.zeros(J, _JOB)
         for t in range(S):
             for p in range(P):
@@ -231,18 +266,20 @@ class _Encoder:
         self.gx = _grid_size(int(layout.n.max()), 64)
         self.torch = torch
 
-    def run(self, xs, bounds, mode) -> EncodedWire:
+    def run(self, xs, bounds, mode, stages) -> EncodedWire:
         cp, torch = _cp(), self.torch
         S, P, T = self.S, self.P, _ctype(self.vdt)
         ptrs = np.array([_ptr(x) for x in xs], np.uint64)
         self.slices["src"], self.slices["eb"], self.slices["mode"] = ptrs, bounds, wire.MODES.index(mode)
         up = _Upload(self.slices, ptrs)
         d_slices, d_ptrs = up.ptr(0), up.ptr(1)
+        stages.mark("start")
         self.rng[...] = self.rng0
         self.esc.fill(0)
         self.counts.fill(0)
-        _fn(f"range_kernel<{T}>")((_grid_size(int(self.L.n.max()), 4), S), (_BLOCK,), (d_ptrs, self.sizes, self.rng))
+        _fn(f"range_kernel<{T}>")((self.gx, S), (_BLOCK,), (d_ptrs, self.sizes, self.rng))
         _fn(f"wire_grid<{T}>")((-(-S // 128),), (128,), (self.rng, d_slices, np.int32(S), self.params))
+        stages.mark("range + grid")
         esc_code = np.int32(code_limits(self.cdt)[1])
         code_ptrs, jobs = self.code_ptrs, self.jobs
         if P == 1:  # int8: the histogram is counted inside the quantize kernel
@@ -254,8 +291,15 @@ class _Encoder:
             splits = int(max(1, min(2048, -(-int(self.L.n.max()) // (_BLOCK * 16)))))
             _fn("histogram_kernel")((splits, S * P), (_BLOCK,), (jobs, self.counts, self.hist_off, np.int32(256), np.int32(splits)),
                                     shared_mem=4 * 256 * (_BLOCK // 32))
+        stages.mark("quantize + histogram")
         _fn("build_tables")((S * P,), (1024,), (self.cnt_ptrs, self.nbins, self.enc_ptrs, self.sym_ptrs, self.meta))
-        _fn("rans_encode")((-(-self.job_sizes_max // 128), S * P), (128,), (jobs, self.lane_sizes, self.tops))
+        stages.mark("tables")
+        if self.states == 1:
+            _fn("rans_encode")((-(-self.job_sizes_max // 128), S * P), (128,), (jobs, self.lane_sizes, self.tops))
+        else:
+            _fn(f"rans_encode_multi<{self.states}>")((-(-(self.job_sizes_max // self.states) // 128), S * P), (128,),
+                                                     (jobs, self.lane_sizes, self.tops))
+        stages.mark("rans encode")
         lane_ends = cp.cumsum(self.lane_sizes)
         _fn("wire_sizes")((-(-S // 128),), (128,), (d_slices, np.int32(S), jobs, self.meta, lane_ends, self.esc, self.slice_len))
         offsets = cp.cumsum(self.slice_len) - self.slice_len
@@ -263,14 +307,20 @@ class _Encoder:
         blocks = int(max(1, min(64, -(-int(self.L.n_lanes.max()) // 8))))
         _fn("wire_write")((blocks, S), (_BLOCK,), (d_slices, jobs, self.meta, self.sym_ptrs, lane_ends,
                                                    self.tops, self.params, offsets, np.uint64(buffer.data_ptr())))
-        _fn(f"wire_escapes_out<{T}>")((S,), (1024,), (d_slices, offsets, np.uint64(buffer.data_ptr())))
+        self.seg_counts.fill(0)
+        _fn("escape_counts")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts))
+        _fn(f"escape_move<{T},true>")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts,
+                                                                   np.uint64(buffer.data_ptr()), np.uint64(0), np.uint64(0),
+                                                                   np.uint64(0)))
+        stages.mark("sizes + write")
         return EncodedWire(buffer, self.slice_len.copy(), offsets, (up, lane_ends, xs))
 
 
 class _Decoder:
-    def __init__(self, layout: _Layout, vdt: np.dtype, chunk: int):
+    def __init__(self, layout: _Layout, vdt: np.dtype, chunk: int, states: int):
         cp = _cp()
         self.L, self.vdt, self.chunk = layout, vdt, chunk
+        self.states = _states_for(layout, states)
         S = len(layout.n)
         self.S = S
         code_off, code_total = _aligned(layout.n * 2)  # room for int16 codes
@@ -280,6 +330,7 @@ class _Decoder:
         self.lut_fb = cp.empty(2 * S * LUT_SLOTS, cp.uint32)
         self.cum = cp.empty(2 * S * 65537, cp.uint32)
         self.params = cp.empty(2 * S, cp.float64)
+        self.seg_counts = cp.zeros(S * ESC_SEGMENTS, cp.int32)
         self.flags = cp.zeros(2 * S + S + 1, cp.int32)  # found (u64 [S]), err [S], the rANS lane flag
         self.jobs = np.zeros(2 * S, _JOB)
         self.jobs["chunk"] = chunk
@@ -291,9 +342,9 @@ class _Decoder:
         self.slices["job"], self.slices["lanes"], self.slices["chunk"] = np.arange(S) * 2, layout.lanes, chunk
         self.slices["value_bytes"] = vdt.itemsize
         self.max_lanes = int(max(1, layout.n_lanes.max()))
-        self.gx = _grid_size(int(layout.n.max()), 4)
+        self.gx = _grid_size(int(layout.n.max()), 16)
 
-    def run(self, buf, lengths, out) -> DecodedWire:
+    def run(self, buf, lengths, out, stages) -> DecodedWire:
         cp = _cp()
         S, T = self.S, _ctype(self.vdt)
         lengths = np.asarray(lengths, np.int64)
@@ -307,13 +358,24 @@ class _Decoder:
                 raise ValueError(f"output of shape {tuple(o.shape)} {o.dtype}, expected {(r, d)} {self.vdt}")
         up = _Upload(self.slices, self.jobs)
         d_slices, d_jobs = up.ptr(0), up.ptr(1)
+        stages.mark("start")
         self.flags.fill(0)
         found = self.flags[:2 * S].view(cp.uint64)
         err, lane_err = self.flags[2 * S:3 * S], self.flags[3 * S:]
         nbytes = int(buf.numel()) if hasattr(buf, "numel") else int(buf.size)
         _fn("wire_parse")((S,), (256,), (d_slices, np.uint64(_ptr(buf)), np.int64(nbytes), d_jobs, self.lut_sym,
                                          self.lut_fb, self.cum, self.params, err))
-        _fn("rans_decode")((-(-self.max_lanes // 128), 2 * S), (128,), (d_jobs, lane_err))
+        stages.mark("parse + tables")
+        if self.states == 1:
+            _fn("rans_decode")((-(-self.max_lanes // 128), 2 * S), (128,), (d_jobs, lane_err))
+        else:
+            _fn(f"rans_decode_multi<{self.states}>")((-(-(self.max_lanes // self.states) // 128), 2 * S), (128,),
+                                                     (d_jobs, lane_err))
+        stages.mark("rans decode")
         _fn(f"wire_dequant<{T}>")((self.gx, S), (_BLOCK,), (d_slices, self.params, found, err))
-        _fn(f"wire_escapes_in<{T}>")((S,), (1024,), (d_slices, np.uint64(_ptr(buf)), found, err, lane_err))
+        self.seg_counts.fill(0)
+        _fn("escape_counts")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts))
+        _fn(f"escape_move<{T},false>")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts,
+                                                                    np.uint64(_ptr(buf)), found, err, lane_err))
+        stages.mark("dequantize + escapes")
         return DecodedWire(self.flags[2 * S:].copy(), S, (up, buf, out))

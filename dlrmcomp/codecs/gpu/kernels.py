@@ -870,6 +870,7 @@ __global__ void wire_write(const WireSlice* S, const Job* jobs, const int* meta,
     const int layout = s.code_bytes == 1 ? 0 : 1;
     if (blockIdx.x == 0) {
         if (threadIdx.x == 0) {
+            ((WireSlice*)S)[t].offset = offs[t];  // for escape_move
             put_le(d, WIRE_MAGIC, 4);
             d[4] = 1; d[5] = 1; d[6] = s.value_bytes == 4 ? 0 : 1; d[7] = s.code_bytes == 1 ? 0 : 2;
             d[8] = (u8)s.mode; d[9] = d[10] = d[11] = 0;
@@ -929,27 +930,6 @@ __global__ void wire_write(const WireSlice* S, const Job* jobs, const int* meta,
     }
 }
 
-// the escaped values of each slice, in order (one 1024-thread block a slice; slices without escapes return)
-template <typename T>
-__global__ void __launch_bounds__(1024) wire_escapes_out(const WireSlice* S, const i64* offs, u8* out) {
-    const WireSlice s = S[blockIdx.x];
-    if (s.n_esc == 0) return;
-    __shared__ i64 red[33];
-    const T* x = (const T*)s.src;
-    T* dst = (T*)(out + offs[blockIdx.x] + s.esc_off);
-    i64 done = 0;
-    for (i64 i0 = 0; i0 < s.n; i0 += blockDim.x) {
-        const i64 i = i0 + threadIdx.x;
-        int f = 0;
-        if (i < s.n) f = s.code_bytes == 1 ? ((const signed char*)s.codes)[i] == -128 : ((const short*)s.codes)[i] == -32768;
-        i64 total;
-        const i64 before = block_exscan((i64)f, red, &total);
-        if (f && done + before < s.n_esc) dst[done + before] = x[i];
-        done += total;
-    }
-}
-
-// ---- decode: validate each slice on the device, fill its decode jobs and lookup tables --------------
 // error codes per slice (err[t]); dlrmcomp.exchange.device.WIRE_ERRORS says them in words
 #define E_BOUNDS 1
 #define E_DESC 2
@@ -959,6 +939,58 @@ __global__ void __launch_bounds__(1024) wire_escapes_out(const WireSlice* S, con
 #define E_ENDS 6
 #define E_LANES 7
 #define E_ESCAPES 8
+
+// ---- escaped values, in element order, moved between the values and the slice's escape area ----------
+// Slices are cut into B segments (multiples of 1024 elements); only slices with escapes do any work.
+__device__ __forceinline__ bool is_esc(const WireSlice& s, i64 i) {
+    return s.code_bytes == 1 ? ((const signed char*)s.codes)[i] == -128 : ((const short*)s.codes)[i] == -32768;
+}
+__device__ __forceinline__ i64 esc_segment(i64 n, int B) { return align_up((n + B - 1) / B, 1024); }
+
+// seg_counts[t * B + b] = escape codes in segment b of slice t (grid (B, S), 1024 threads)
+__global__ void __launch_bounds__(1024) escape_counts(const WireSlice* S, int B, int* seg_counts) {
+    const WireSlice s = S[blockIdx.y];
+    if (s.n_esc == 0) return;
+    __shared__ i64 red[33];
+    const i64 seg = esc_segment(s.n, B), i0 = blockIdx.x * seg, i1 = min(s.n, i0 + seg);
+    i64 c = 0;
+    for (i64 i = i0 + threadIdx.x; i < i1; i += blockDim.x) c += is_esc(s, i);
+    c = block_sum<i64>(c, red);
+    if (threadIdx.x == 0) seg_counts[(i64)blockIdx.y * B + blockIdx.x] = (int)c;
+}
+
+// encode (to_wire): the values at escape codes -> wire + s.offset + s.esc_off, in order;
+// decode: back into the values. Decode checks first that the escape codes found (found[t]) match the
+// descriptor's count (else err[t] = E_ESCAPES, or E_LANES when the rANS lane flag is set).
+template <typename T, bool to_wire>
+__global__ void __launch_bounds__(1024) escape_move(const WireSlice* S, int B, const int* seg_counts, u8* wire,
+                                                    const unsigned long long* found, int* err, const int* lane_err) {
+    const int t = blockIdx.y;
+    const WireSlice s = S[t];
+    if (!to_wire) {
+        if (err[t]) return;
+        if ((i64)found[t] != s.n_esc) { if (blockIdx.x == 0 && threadIdx.x == 0) err[t] = *lane_err ? E_LANES : E_ESCAPES; return; }
+    }
+    if (s.n_esc == 0) return;
+    const int* cnt = seg_counts + (i64)t * B;
+    if (cnt[blockIdx.x] == 0) return;
+    i64 done = 0;
+    for (int b = 0; b < (int)blockIdx.x; ++b) done += cnt[b];
+    __shared__ i64 red[33];
+    T* esc = (T*)(wire + s.offset + s.esc_off);
+    T* x = (T*)s.src;
+    const i64 seg = esc_segment(s.n, B), i0 = blockIdx.x * seg, i1 = min(s.n, i0 + seg);
+    for (i64 j0 = i0; j0 < i1; j0 += blockDim.x) {
+        const i64 i = j0 + threadIdx.x;
+        const int f = i < i1 && is_esc(s, i);
+        i64 total;
+        const i64 before = block_exscan((i64)f, red, &total);
+        if (f && done + before < s.n_esc) { if (to_wire) esc[done + before] = x[i]; else x[i] = esc[done + before]; }
+        done += total;
+    }
+}
+
+// ---- decode: validate each slice on the device, fill its decode jobs and lookup tables --------------
 
 // one block a slice. jobs: two per slice (s.job, s.job + 1), chunk/lanes preset by the host (n = 0); the code
 // dtype (s.code_bytes) is read from the descriptor;
@@ -1096,7 +1128,22 @@ __device__ __forceinline__ int dequant_slice(const WireSlice& s, double base, do
     T* out = (T*)s.src;
     const C esc = sizeof(C) == 1 ? (C)-128 : (C)-32768;
     int n_esc = 0;
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < s.n; i += (i64)gridDim.x * blockDim.x) {
+    const i64 stride = (i64)gridDim.x * blockDim.x;
+    i64 i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (sizeof(T) == 4 && (((u64)out | (u64)c) & (4 * sizeof(C) - 1)) == 0 && ((u64)out & 15) == 0) {
+        for (i64 q = i0; q < s.n / 4; q += stride) {  // 4 codes in, one float4 out
+            C k[4];
+            if (sizeof(C) == 1) { const u32 w = ((const u32*)c)[q]; for (int j = 0; j < 4; ++j) k[j] = (C)(w >> (8 * j)); }
+            else { const ushort4 w = ((const ushort4*)c)[q]; k[0] = (C)w.x; k[1] = (C)w.y; k[2] = (C)w.z; k[3] = (C)w.w; }
+            float4 v;
+            v.x = (float)__dadd_rn(base, __dmul_rn((double)k[0], step)); v.y = (float)__dadd_rn(base, __dmul_rn((double)k[1], step));
+            v.z = (float)__dadd_rn(base, __dmul_rn((double)k[2], step)); v.w = (float)__dadd_rn(base, __dmul_rn((double)k[3], step));
+            n_esc += (k[0] == esc) + (k[1] == esc) + (k[2] == esc) + (k[3] == esc);
+            ((float4*)out)[q] = v;
+        }
+        i0 += (s.n / 4) * 4;
+    }
+    for (i64 i = i0; i < s.n; i += stride) {
         const C code = c[i];
         n_esc += code == esc;
         out[i] = (T)__dadd_rn(base, __dmul_rn((double)code, step));
@@ -1113,30 +1160,6 @@ __global__ void wire_dequant(const WireSlice* S, const double* params, unsigned 
     int n_esc = s.code_bytes == 1 ? dequant_slice<T, signed char>(s, base, step) : dequant_slice<T, short>(s, base, step);
     n_esc = __reduce_add_sync(0xffffffffu, (unsigned)n_esc);
     if ((threadIdx.x & 31) == 0 && n_esc) atomicAdd(&found[t], (unsigned long long)n_esc);
-}
-
-// escaped values back in place (one 1024-thread block a slice); a count that disagrees is E_ESCAPES
-template <typename T>
-__global__ void __launch_bounds__(1024) wire_escapes_in(const WireSlice* S, const u8* buf, const unsigned long long* found,
-                                                        int* err, const int* lane_err) {
-    const int t = blockIdx.x;
-    const WireSlice s = S[t];
-    if (err[t]) return;
-    if ((i64)found[t] != s.n_esc) { if (threadIdx.x == 0) err[t] = *lane_err ? E_LANES : E_ESCAPES; return; }
-    if (s.n_esc == 0) return;
-    __shared__ i64 red[33];
-    const T* src = (const T*)(buf + s.offset + s.esc_off);
-    T* out = (T*)s.src;
-    i64 done = 0;
-    for (i64 i0 = 0; i0 < s.n; i0 += blockDim.x) {
-        const i64 i = i0 + threadIdx.x;
-        int f = 0;
-        if (i < s.n) f = s.code_bytes == 1 ? ((const signed char*)s.codes)[i] == -128 : ((const short*)s.codes)[i] == -32768;
-        i64 total;
-        const i64 before = block_exscan((i64)f, red, &total);
-        if (f) out[i] = src[done + before];
-        done += total;
-    }
 }
 
 // per-slice grid parameters from the ranges, each slice with its own bound
@@ -1162,6 +1185,7 @@ NAMES = (
     "grid_params<float>", "grid_params<double>", "quantize_hist_kernel<float>", "quantize_hist_kernel<double>",
     "rans_encode_multi<2>", "rans_encode_multi<4>", "rans_decode_multi<2>", "rans_decode_multi<4>",
     "wire_sizes", "wire_write", "wire_parse", "wire_grid<float>", "wire_grid<double>",
-    "wire_escapes_out<float>", "wire_escapes_out<double>", "wire_escapes_in<float>", "wire_escapes_in<double>",
+    "escape_counts", "escape_move<float,true>", "escape_move<double,true>", "escape_move<float,false>",
+    "escape_move<double,false>",
     "wire_dequant<float>", "wire_dequant<double>",
 )
