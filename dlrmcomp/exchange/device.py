@@ -304,7 +304,7 @@ class _Encoder:
         _fn("wire_sizes")((-(-S // 128),), (128,), (d_slices, np.int32(S), jobs, self.meta, lane_ends, self.esc, self.slice_len))
         offsets = cp.cumsum(self.slice_len) - self.slice_len
         buffer = torch.empty(self.capacity, dtype=torch.uint8, device="cuda")
-        blocks = int(max(1, min(64, -(-int(self.L.n_lanes.max()) // 8))))
+        blocks = int(max(1, min(1024, -(-int(self.L.n_lanes.max()) // 16))))  # ~2 lanes a warp
         _fn("wire_write")((blocks, S), (_BLOCK,), (d_slices, jobs, self.meta, self.sym_ptrs, lane_ends,
                                                    self.tops, self.params, offsets, np.uint64(buffer.data_ptr())))
         self.seg_counts.fill(0)

@@ -38,6 +38,7 @@ __global__ void range_kernel(const u64* ptrs, const i64* sizes, typename OrdT<T>
     i64 i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     if (sizeof(T) == 4 && ((u64)x & 15) == 0) {
         const float4* v = (const float4*)x;
+#pragma unroll 4
         for (i64 i = i0; i < n / 4; i += stride) {
             float4 a = v[i];
             if (is_fin(a.x)) { lo = fmin(lo, (T)a.x); hi = fmax(hi, (T)a.x); }
@@ -557,10 +558,44 @@ __global__ void __launch_bounds__(1024) plane_costs(const u64* cnt_ptrs, const u
     }
 }
 
+// ---- coder tables in shared memory where they are small (byte keys) ----------------------------------
+// encode: the 256 rows (x_max, rcp, shift, bias, cmpl) of a byte plane (5 KB); decode: one u32 a slot,
+// symbol | freq << 8 | (slot - cum) << 20, for byte symbols and M <= 12 (16 KB). Every block of a launch
+// works on one job (blockIdx.y), so the choice is uniform; other jobs read the tables from global memory.
+__device__ __forceinline__ bool enc_in_smem(const Job& J) { return J.mask <= 0xFFu; }
+__device__ __forceinline__ const u32* load_enc(const Job& J, u32* s_enc) {
+    const u32* enc = (const u32*)J.table;
+    if (!enc_in_smem(J)) return enc;
+    for (int i = threadIdx.x; i < 256 * 5; i += blockDim.x) s_enc[i] = enc[i];
+    return s_enc;
+}
+__device__ __forceinline__ bool lut_in_smem(const Job& J) { return J.width == 1 && J.cap <= 12; }
+__device__ __forceinline__ void load_lut(const Job& J, u32* s_lut) {
+    if (!lut_in_smem(J)) return;
+    const u16* ls = (const u16*)J.table;
+    const u32* lf = (const u32*)J.table2;
+    for (int i = threadIdx.x; i < (1 << J.cap); i += blockDim.x) {
+        const u32 fb = lf[i];
+        s_lut[i] = (u32)(ls[i] & 0xFF) | ((fb & 0xFFFu) << 8) | ((fb >> 16) << 20);
+    }
+}
+// one decode step: symbol of x's slot, and x advanced past it
+__device__ __forceinline__ u32 rans_step(const Job& J, bool small, const u32* s_lut, u64& x, u64 mask, int M) {
+    const u64 slot = x & mask;
+    u32 v, f, b;
+    if (small) { const u32 e = s_lut[slot]; v = e & 0xFF; f = (e >> 8) & 0xFFF; b = e >> 20; }
+    else { v = ((const u16*)J.table)[slot]; const u32 fb = ((const u32*)J.table2)[slot]; f = fb & 0xFFFF; b = fb >> 16; }
+    x = (u64)f * (x >> M) + b;
+    return v;
+}
+
 // rANS encode: one thread per (chunk, lane) of a job; enc rows (x_max, rcp, shift, bias, cmpl).
 // Words go down from the top of the lane's scratch; sizes[lane_base + j] = lane bytes, tops[...] = first word
 __global__ void rans_encode(const Job* jobs, i64* sizes, int* tops) {
     const Job J = jobs[blockIdx.y];
+    __shared__ u32 s_enc[256 * 5];
+    const u32* enc = load_enc(J, s_enc);
+    __syncthreads();
     const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
     const i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= n_chunks * J.lanes) return;
@@ -570,7 +605,6 @@ __global__ void rans_encode(const Job* jobs, i64* sizes, int* tops) {
     const i64 m = min(J.chunk, J.n - start);
     const i64 count = m / J.lanes + (l < m % J.lanes);
     if (J.table2 && *(const int*)J.table2 < 2) { sizes[J.lane_base + j] = 0; tops[J.lane_base + j] = J.cap; return; }
-    const u32* enc = (const u32*)J.table;
     u16* s = (u16*)J.scratch + j * J.cap;
     int pos = J.cap;
     u64 x = 1u << 15;
@@ -592,6 +626,9 @@ __global__ void rans_encode(const Job* jobs, i64* sizes, int* tops) {
 template <int S>
 __global__ void rans_encode_multi(const Job* jobs, i64* sizes, int* tops) {
     const Job J = jobs[blockIdx.y];
+    __shared__ u32 s_enc[256 * 5];
+    const u32* enc = load_enc(J, s_enc);
+    __syncthreads();
     const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
     const int G = J.lanes / S;
     const i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x;
@@ -611,7 +648,7 @@ __global__ void rans_encode_multi(const Job* jobs, i64* sizes, int* tops) {
     u64 x[S];
 #pragma unroll
     for (int k = 0; k < S; ++k) { count[k] = m / J.lanes + (l0 + k < m % J.lanes); pos[k] = J.cap; x[k] = 1u << 15; }
-    const u32* enc = (const u32*)J.table;
+    
     u16* s0 = (u16*)J.scratch + j0 * J.cap;
     const bool vec = S == 4 && J.width == 1 && J.stride == 1 && J.shift == 0 && J.mask == 0xFF &&
                      (((u64)J.src + start + l0) & 3) == 0 && (J.lanes & 3) == 0;
@@ -654,6 +691,10 @@ __device__ __forceinline__ u32 word_at(const u16* w, i64 p, i64 end) { return p 
 template <int S>
 __global__ void rans_decode_multi(const Job* jobs, int* err) {
     const Job J = jobs[blockIdx.y];
+    __shared__ u32 s_lut[4096];
+    const bool small = lut_in_smem(J);
+    load_lut(J, s_lut);
+    __syncthreads();
     const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
     const int G = J.lanes / S;
     const i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x;
@@ -665,8 +706,6 @@ __global__ void rans_decode_multi(const Job* jobs, int* err) {
     const i64 m = min(J.chunk, J.n - start);
     const u32* ends = (const u32*)J.ends;
     const u16* w = (const u16*)J.scratch;
-    const u16* lut_sym = (const u16*)J.table;
-    const u32* lut_fb = (const u32*)J.table2;
     const int M = J.cap;
     const u64 mask = (1ull << M) - 1;
     i64 count[S], p[S], pend[S];
@@ -688,10 +727,7 @@ __global__ void rans_decode_multi(const Job* jobs, int* err) {
 #pragma unroll
         for (int k = 0; k < S; ++k) {
             if (r < count[k]) {
-                const u64 slot = x[k] & mask;
-                v[k] = lut_sym[slot];
-                const u32 fb = lut_fb[slot];
-                x[k] = (u64)(fb & 0xFFFF) * (x[k] >> M) + (fb >> 16);
+                v[k] = rans_step(J, small, s_lut, x[k], mask, M);
                 if (x[k] < (1u << 15)) { x[k] = (x[k] << 16) | word_at(w, p[k], pend[k]); ++p[k]; }
             }
         }
@@ -731,6 +767,10 @@ __global__ void rans_gather(const Job* jobs, const i64* ends, const int* tops, c
 // J.table = u16 lut_sym, J.table2 = u32 lut_fb (freq | (slot - cum) << 16), J.cap = M; errors -> err[0]
 __global__ void rans_decode(const Job* jobs, int* err) {
     const Job J = jobs[blockIdx.y];
+    __shared__ u32 s_lut[4096];
+    const bool small = lut_in_smem(J);
+    load_lut(J, s_lut);
+    __syncthreads();
     const i64 n_chunks = (J.n + J.chunk - 1) / J.chunk;
     const i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= n_chunks * J.lanes) return;
@@ -741,8 +781,6 @@ __global__ void rans_decode(const Job* jobs, int* err) {
     const i64 count = m / J.lanes + (l < m % J.lanes);
     const u32* ends = (const u32*)J.ends;
     const u16* w = (const u16*)J.scratch;
-    const u16* lut_sym = (const u16*)J.table;
-    const u32* lut_fb = (const u32*)J.table2;
     const int M = J.cap;
     const u64 mask = (1ull << M) - 1;
     i64 p = (j ? (i64)ends[j - 1] : 0) >> 1;
@@ -752,11 +790,8 @@ __global__ void rans_decode(const Job* jobs, int* err) {
     u8* out = (u8*)J.src;
     for (i64 r = 0; r < count; ++r) {
         const i64 i = start + r * J.lanes + l;
-        const u64 slot = x & mask;
-        const u16 v = lut_sym[slot];
-        if (J.width == 1) out[i * J.stride] = (u8)v; else *(u16*)(out + i * J.stride) = v;
-        const u32 fb = lut_fb[slot];
-        x = (u64)(fb & 0xFFFF) * (x >> M) + (fb >> 16);
+        const u32 v = rans_step(J, small, s_lut, x, mask, M);
+        if (J.width == 1) out[i * J.stride] = (u8)v; else *(u16*)(out + i * J.stride) = (u16)v;
         if (x < (1u << 15)) { x = (x << 16) | word_at(w, p, pend); ++p; }
     }
     if (count > 0 && (x != (1u << 15) || 2 * p != (i64)ends[j])) atomicExch(err, 1);
