@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from dlrmcomp.bench.payload import embedding_payload, unique_payload
-from dlrmcomp.codecs.gpu.codec import GpuPipeline, _cp, decode_plan, run_decode
+from dlrmcomp.codecs.gpu.codec import GpuPipeline
+from dlrmcomp.codecs.gpu.decode import decode_plan, run_decode
+from dlrmcomp.codecs.gpu.runtime import cp_module as _cp
 
 ALGOS = ("ANS", "LZ4", "Zstd", "Bitcomp", "Cascaded", "GDeflate")
 
@@ -164,11 +166,11 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
                 same = "frames == unfused S1 frames" if frames == reference[key] else "FRAMES DIFFER from unfused S1"
             else:
                 reference[key] = frames
-            codec._profile = {}
+            codec.profile = {}
             codec.encode_device(xs)
             print(f"profile {label} eb={eb} {name}: " +
-                  ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in codec._profile.items()), flush=True)
-            del codec._profile
+                  ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in codec.profile.items()), flush=True)
+            codec.profile = None
             plan = decode_plan(frames)
             ys, td = timed(lambda: run_decode(plan, states), repeat)
             worst = 0.0

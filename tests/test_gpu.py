@@ -22,7 +22,8 @@ cp = pytest.importorskip("cupy")
 if not codecs.gpu.gpu_available():  # pragma: no cover - CPU CI
     pytest.skip("no CUDA device", allow_module_level=True)
 
-from dlrmcomp.codecs.gpu.codec import GpuPipeline, decode_plan, run_decode  # noqa: E402
+from dlrmcomp.codecs.gpu.codec import GpuPipeline  # noqa: E402
+from dlrmcomp.codecs.gpu.decode import decode_plan, run_decode  # noqa: E402
 
 
 def _has_numba() -> bool:

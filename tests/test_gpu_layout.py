@@ -85,7 +85,7 @@ def _attr(spec: str):
 
 #: (CUDA source "module:ATTR", struct name, host mirror numpy dtype "module:ATTR")
 STRUCTS = [
-    ("dlrmcomp.codecs.gpu.kernels:SOURCE", "Job", "dlrmcomp.codecs.gpu.codec:_JOB"),
+    ("dlrmcomp.codecs.gpu.kernels:SOURCE", "Job", "dlrmcomp.codecs.gpu.runtime:JOB"),
     ("dlrmcomp.codecs.gpu.kernels:SOURCE", "WireSlice", "dlrmcomp.exchange.device:WIRE_SLICE"),
 ]
 
@@ -108,7 +108,7 @@ def test_mirror_imports_without_cupy():
     import sys
 
     code = ("import sys; sys.modules['cupy'] = None\n"  # any `import cupy` now raises ImportError
-            "from dlrmcomp.codecs.gpu.codec import _JOB; print(_JOB.itemsize)")
+            "from dlrmcomp.codecs.gpu.runtime import JOB; print(JOB.itemsize)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -148,7 +148,7 @@ def test_c_struct_layout_rejects_what_it_cannot_lay_out():
 
 def test_mismatched_mirror_is_caught():
     """The check is not vacuous: a field dropped, two swapped, or one of the wrong sign all fail it."""
-    from dlrmcomp.codecs.gpu.codec import _JOB
+    from dlrmcomp.codecs.gpu.runtime import JOB as _JOB
     from dlrmcomp.codecs.gpu.kernels import SOURCE
 
     c = c_struct_layout(SOURCE, "Job")

@@ -8,102 +8,22 @@ advance four lanes together, so that their independent dependency chains overlap
 costs 4-8 bytes of offset, state and padding. The default (32 lanes, 2**18-symbol chunks, so
 8192 symbols a lane) keeps that overhead near 0.2% on 3-bit codes.
 
-Byte layout
------------
-All integers are little-endian. "Offset" means bytes from the start of the stream.
-
-Header (23 bytes)::
-
-    magic    2s    b"HF" (Huffman) or b"RA" (rANS)
-    version  u8    1
-    dtype    u8    0 int8, 1 uint8, 2 int16, 3 uint16, 4 int32, 5 uint32, 6 int64, 7 uint64
-    layout   u8    0 "whole": one plane whose symbols are the whole values (width w = itemsize)
-                   1 "bytes": w planes; plane b holds byte b of each value (b = 0 least
-                     significant), width 1
-    lanes    u16   L >= 1
-    chunk    u32   S >= 1 symbols per chunk
-    n        u64   number of symbols
-    check    u32   zlib.crc32 of the 19 bytes above (so a damaged dtype or length is caught)
-
-If n = 0 the header is the whole stream. Otherwise the planes follow, back to back. Every
-value is read as an unsigned integer of its width (int8 -1 is symbol 255).
-
-Symbols are cut into C = ceil(n / S) chunks. Chunk c holds symbols [c*S, min(n, (c+1)*S)).
-Local symbol i of a chunk goes to lane i % L, at position i // L. So lane l of a chunk of m
-symbols holds m // L + (l < m % L) symbols. Each (chunk, lane) pair is an independent stream,
-and lanes with no symbols are empty.
-
-A reader rejects a stream whose header check fails, whose alphabets are not strictly
-ascending, whose tables break the rules below, whose ends decrease, whose lane sizes cannot
-hold their symbols, whose lanes do not end exactly as described, or which has bytes left over.
-
-Plane::
-
-    K         u32          number of distinct symbols present, >= 1
-    alphabet  K x width    the present symbols, unsigned, strictly ascending
-    -- when K == 1 the plane is constant and ends here --
-    table     ...          coder-specific (below), one entry per alphabet symbol, in order
-    pad       0..3 bytes   zeros, up to the next offset that is a multiple of 4
-    ends      C*L x u32    ends[c*L + l] = end of lane (c, l) in `data`, in bytes; the lane is
-                           data[ends[c*L + l - 1] (0 for the first) : ends[c*L + l]]
-    data      ends[-1] bytes
-
-rANS table: ``scale_bits`` u8 (M, 1..15), then K x u16 frequencies (each >= 1, summing to 2**M).
-cum[k] is the exclusive prefix sum. Slots [cum[k], cum[k] + freq[k]) decode to alphabet[k].
-An rANS lane is a u32 initial state, then u16 words in reading order. The state stays in
-[2**15, 2**31). Decoding, starting from x = state::
-
-    for each symbol of the lane, in order:
-        slot = x & (2**M - 1);  k = the symbol that owns slot
-        x = freq[k] * (x >> M) + slot - cum[k]
-        if x < 2**15:  x = (x << 16) | next u16 word
-    at the end x == 2**15 and every word has been read
-
-The encoder starts at x = 2**15 and walks the lane's symbols backwards. Before each symbol it
-emits the low 16 bits of x (and shifts x right by 16) when x >= freq[k] << (31 - M); then it
-sets x = (x // freq[k] << M) + x % freq[k] + cum[k]. Finally it writes the state, then the
-words in the reverse of their emission order. Each symbol emits at most one word.
-
-Huffman table: ``max_len`` u8 (1..16), then K x u8 code lengths (1..max_len; the longest is
-max_len). The Kraft sum is exactly 1. Codes are canonical, as in DEFLATE: ordered by
-(length, alphabet index); the first code is 0, and code[i+1] = (code[i] + 1) << (len[i+1] - len[i]).
-A Huffman lane is a bit stream packed LSB first into u32 words. Each code is stored
-bit-reversed, starting at the next free bit. The last word is padded with zero bits. To decode,
-peek at the low max_len bits, look up (symbol, length) in a 2**max_len-entry table, then drop
-`length` bits. The lane must hold exactly ceil(bits consumed / 32) words.
-
-Encoder choices
----------------
-* Lanes: a stream of n symbols uses L = min(lanes, the power of two >= ceil(n / 4096)) lanes
-  (``stream_lanes``), so short streams do not pay 4-8 bytes for each of 32 mostly empty lanes;
-  the header records L. The GPU encoder applies the same rule (byte-identical frames).
-* Layout: 1-byte dtypes are always "whole". Wider dtypes use "whole" when at most 2**15
-  distinct values are present and ``cost(whole) <= sum of cost(byte planes)``. Here
-  ``cost = n * H0(plane) + 8 * K * (width + 2)`` bits. So the int16 codes of a quantizer
-  (~100-2000 values) get one dense table, while a uint32 index with 20,000 distinct values over
-  a wide range is split into byte planes, and its constant high bytes cost nothing.
-* rANS scale bits: M = clamp(ceil(log2 K) + 3, 12, 15). Frequencies are proportional to the
-  counts, with rare symbols raised to 1 and the rounding given back by largest remainder.
-* Huffman lengths: optimal under the limit min(16, max(12, ceil(log2 K) + 1)) (package-merge).
+The stream format (header, planes, lanes, the layout rule) is :mod:`.stream`'s; this module holds
+the two coders: their tables, their lane bodies and the numba kernels that run them.
 """
 from __future__ import annotations
 
 import math
 import struct
-import zlib
 from dataclasses import dataclass
 
 from ._jit import njit
 import numpy as np
 
 from ..errors import CorruptStreamError
+from .stream import (BYTES, DTYPES, MAX_WHOLE_ALPHABET, WHOLE, Reader, StreamHeader, choose_layout, entropy_of_counts,
+                     lane_symbol_counts, pad_to_4, plane_cost_bits, stream_lanes)
 
-DTYPES = tuple(np.dtype(t) for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"))
-VERSION = 1
-MAX_WHOLE_ALPHABET = 1 << 15
-_HEADER = struct.Struct("<2sBBBHIQ")
-_HEADER_CHECK = struct.Struct("<I")
-_WHOLE, _BYTES = 0, 1
 _RANS_LOW = 1 << 15  # lower bound of the rANS state
 _LANE_BAD_END = 1
 
@@ -117,12 +37,7 @@ def entropy_bits(symbols) -> float:
         counts = _histogram(flat.view(f"u{flat.dtype.itemsize}"), 256 ** flat.dtype.itemsize)
     else:
         counts = np.unique(flat, return_counts=True)[1]
-    return _entropy_of_counts(counts)
-
-
-def _entropy_of_counts(counts: np.ndarray) -> float:
-    counts = counts[counts > 0].astype(np.float64)
-    return float(-(counts * np.log2(counts / counts.sum())).sum())
+    return entropy_of_counts(counts)
 
 
 # -- shared kernels: histogram, lane bookkeeping ------------------------------------------------
@@ -140,15 +55,6 @@ def _histogram(keys, size):
     for i in range(head, n):
         parts[0, keys[i]] += 1
     return parts.sum(axis=0)
-
-
-def _lane_symbol_counts(n: int, chunk: int, lanes: int) -> np.ndarray:
-    """Symbols per (chunk, lane), (C*L,) int64, chunk-major."""
-    n_chunks = -(-n // chunk)
-    m = np.full(n_chunks, chunk, np.int64)
-    m[-1] = n - (n_chunks - 1) * chunk
-    per_lane = m[:, None] // lanes + (np.arange(lanes)[None, :] < (m % lanes)[:, None])
-    return per_lane.reshape(-1)
 
 
 def _lane_driver(init, step, finish):
@@ -243,7 +149,7 @@ class _Plane:
         return np.flatnonzero(self.counts)
 
     def cost_bits(self) -> float:
-        return _entropy_of_counts(self.counts) + 8.0 * self.present.size * (self.width + 2)
+        return plane_cost_bits(self.counts, self.width)
 
 
 def _byte_planes(u: np.ndarray) -> list[_Plane]:
@@ -268,47 +174,11 @@ def _choose_planes(u: np.ndarray) -> tuple[int, list[_Plane]]:
         if values.size <= MAX_WHOLE_ALPHABET:
             whole = _Plane(inverse.reshape(-1).astype(np.uint16), counts, values, w)
     if w == 1:
-        return _WHOLE, [whole]
+        return WHOLE, [whole]
     planes = _byte_planes(u)
-    if whole is not None and whole.present.size <= MAX_WHOLE_ALPHABET and \
-            whole.cost_bits() <= sum(p.cost_bits() for p in planes):
-        return _WHOLE, [whole]
-    return _BYTES, planes
-
-
-class _Reader:
-    """Bounds-checked reads from a uint8 array; every failure is a CorruptStreamError."""
-
-    def __init__(self, data: np.ndarray):
-        self.data, self.pos = data, 0
-
-    def take(self, nbytes: int) -> np.ndarray:
-        if nbytes < 0 or self.pos + nbytes > self.data.size:
-            raise CorruptStreamError(f"stream truncated (needs {nbytes} bytes at {self.pos}, has {self.data.size})")
-        out = self.data[self.pos:self.pos + nbytes]
-        self.pos += nbytes
-        return out
-
-    def unpack(self, fmt: struct.Struct) -> tuple:
-        return fmt.unpack(self.take(fmt.size).tobytes())
-
-    def array(self, dtype: str, count: int) -> np.ndarray:
-        dt = np.dtype(dtype)
-        return self.take(count * dt.itemsize).view(dt)
-
-
-def _pad_to_4(pos: int) -> int:
-    return -pos % 4
-
-
-#: a stream gets no more than one lane per this many symbols (a lane costs 4-8 bytes of offset and state)
-MIN_LANE_SYMBOLS = 4096
-
-
-def stream_lanes(n: int, lanes: int) -> int:
-    """Lanes used for an n-symbol stream: ``lanes``, or fewer (a power of two) for short streams."""
-    want = max(1, -(-n // MIN_LANE_SYMBOLS))
-    return min(lanes, 1 << (want - 1).bit_length())
+    if choose_layout(w, None if whole is None else whole.counts, [p.counts for p in planes]) == WHOLE:
+        return WHOLE, [whole]
+    return BYTES, planes
 
 
 class _LaneCoder:
@@ -332,19 +202,19 @@ class _LaneCoder:
         return hash((type(self).__name__, self.lanes, self.chunk))
 
     # -- coder-specific parts -------------------------------------------------------------
-    def _code_table(self, counts: np.ndarray) -> tuple[bytes, np.ndarray]:
+    def code_table(self, counts: np.ndarray) -> tuple[bytes, np.ndarray]:
         """(table bytes, encoder rows (K, ...)) for the present symbols' ``counts`` (K,), K >= 2."""
         raise NotImplementedError
 
-    def _read_table(self, reader: _Reader, k: int):
+    def read_table(self, reader: Reader, k: int):
         """Parse and validate a table of ``k`` entries; returns what the other hooks take."""
         raise NotImplementedError
 
-    def _decoder_tables(self, table, out_keys: np.ndarray) -> tuple:
+    def decoder_tables(self, table, out_keys: np.ndarray) -> tuple:
         """Kernel lookup tables; decoded symbols are ``out_keys`` (K,) entries."""
         raise NotImplementedError
 
-    def _lane_sizes_ok(self, sizes: np.ndarray, symbols: np.ndarray, table) -> bool:
+    def lane_sizes_ok(self, sizes: np.ndarray, symbols: np.ndarray, table) -> bool:
         raise NotImplementedError
 
     _encode_kernel = None  # (keys, enc, n, chunk, lanes, out, ends) -> data length
@@ -361,10 +231,10 @@ class _LaneCoder:
         u = flat.view(f"u{dtype.itemsize}")
         n = u.size
         if n == 0:
-            return self._header(dtype, _WHOLE, 0, self.lanes)
+            return self.header(dtype, WHOLE, 0, self.lanes)
         layout, planes = _choose_planes(u)
         lanes = stream_lanes(n, self.lanes)
-        parts = [self._header(dtype, layout, n, lanes)]
+        parts = [self.header(dtype, layout, n, lanes)]
         size = len(parts[0])
         for plane in planes:
             for part in self._encode_plane(plane, n, lanes, size):
@@ -372,16 +242,16 @@ class _LaneCoder:
                 size += len(part)
         return b"".join(parts)
 
-    def _header(self, dtype: np.dtype, layout: int, n: int, lanes: int) -> bytes:
-        head = _HEADER.pack(self.magic, VERSION, DTYPES.index(dtype), layout, lanes, self.chunk, n)
-        return head + _HEADER_CHECK.pack(zlib.crc32(head))
+    def header(self, dtype: np.dtype, layout: int, n: int, lanes: int) -> bytes:
+        """The stream header of an n-symbol stream coded with this coder's chunk."""
+        return StreamHeader(self.magic, np.dtype(dtype), layout, lanes, self.chunk, n).pack()
 
     def _encode_plane(self, plane: _Plane, n: int, lanes: int, offset: int) -> list[bytes]:
         present = plane.present
         head = struct.pack("<I", present.size) + plane.alphabet.astype(f"<u{plane.width}").tobytes()
         if present.size == 1:
             return [head]
-        table, rows = self._code_table(plane.counts[present])
+        table, rows = self.code_table(plane.counts[present])
         enc = np.zeros((plane.counts.size,) + rows.shape[1:], rows.dtype)
         enc[present] = rows
         n_lanes = -(-n // self.chunk) * lanes
@@ -390,7 +260,7 @@ class _LaneCoder:
         used = type(self)._encode_kernel(plane.keys, enc, n, self.chunk, lanes, data, ends)
         if used > 0xFFFFFFFF:
             raise ValueError("a plane is over 4 GiB; encode the array in parts")
-        pad = bytes(_pad_to_4(offset + len(head) + len(table)))
+        pad = bytes(pad_to_4(offset + len(head) + len(table)))
         return [head, table, pad, ends.astype("<u4").tobytes(), data[:used].tobytes()]
 
     # -- decoding -------------------------------------------------------------------------
@@ -401,16 +271,9 @@ class _LaneCoder:
             data = np.frombuffer(memoryview(buf).cast("B"), np.uint8)
         except (TypeError, ValueError):
             raise CorruptStreamError(f"expected a bytes-like stream, got {type(buf).__name__}") from None
-        reader = _Reader(data)
-        head = reader.take(_HEADER.size).tobytes()
-        magic, version, code, layout, lanes, chunk, n = _HEADER.unpack(head)
-        if reader.unpack(_HEADER_CHECK)[0] != zlib.crc32(head):
-            raise CorruptStreamError("entropy-stream header checksum mismatch")
-        if magic != self.magic or version != VERSION:
-            raise CorruptStreamError(f"not a {type(self).__name__} v{VERSION} stream")
-        if code >= len(DTYPES) or layout not in (_WHOLE, _BYTES) or lanes < 1 or chunk < 1:
-            raise CorruptStreamError("corrupt entropy-stream header")
-        dtype = DTYPES[code]
+        reader = Reader(data)
+        h = StreamHeader.read(reader, self.magic, type(self).__name__)
+        dtype, layout, lanes, chunk, n = h.dtype, h.layout, h.lanes, h.chunk, h.n
         w = dtype.itemsize
         if max_bytes is not None and n * w > max_bytes:
             raise CorruptStreamError(f"stream claims {n} symbols of {dtype}, at most {max_bytes} bytes fit the frame")
@@ -418,8 +281,8 @@ class _LaneCoder:
             if reader.pos != data.size:
                 raise CorruptStreamError("trailing bytes after an empty stream")
             return np.empty(0, dtype)
-        widths = [w] if layout == _WHOLE else [1] * w
-        planes = [self._read_plane(reader, width, n, chunk, lanes) for width in widths]
+        widths = [w] if layout == WHOLE else [1] * w
+        planes = [self.read_plane(reader, width, n, chunk, lanes) for width in widths]
         if reader.pos != data.size:
             raise CorruptStreamError(f"{data.size - reader.pos} trailing bytes")
         try:
@@ -427,12 +290,12 @@ class _LaneCoder:
         except (MemoryError, ValueError):
             raise CorruptStreamError(f"stream claims {n} symbols") from None
         u = out.view(f"u{w}")
-        targets = [u] if layout == _WHOLE else [u.view(np.uint8).reshape(n, w)[:, b] for b in range(w)]
+        targets = [u] if layout == WHOLE else [u.view(np.uint8).reshape(n, w)[:, b] for b in range(w)]
         for plane, target in zip(planes, targets):
             self._decode_plane(*plane, n, chunk, lanes, target)
         return out
 
-    def _read_plane(self, reader: _Reader, width: int, n: int, chunk: int, lanes: int):
+    def read_plane(self, reader: Reader, width: int, n: int, chunk: int, lanes: int):
         (k,) = reader.unpack(struct.Struct("<I"))
         alphabet = reader.array(f"<u{width}", k).astype(f"u{width}")
         if k < 1 or np.any(alphabet[1:] <= alphabet[:-1]):
@@ -441,16 +304,16 @@ class _LaneCoder:
             return alphabet, None, None, None, 0
         if width > 2 and k > MAX_WHOLE_ALPHABET:
             raise CorruptStreamError(f"alphabet of {k} wide symbols")
-        table = self._read_table(reader, k)
-        if np.any(reader.take(_pad_to_4(reader.pos))):
+        table = self.read_table(reader, k)
+        if np.any(reader.take(pad_to_4(reader.pos))):
             raise CorruptStreamError("non-zero padding")
         n_lanes = -(-n // chunk) * lanes
         if 4 * n_lanes > reader.data.size - reader.pos:
             raise CorruptStreamError("lane offset table truncated")
         ends = reader.array("<u4", n_lanes).astype(np.int64)
         sizes = np.diff(ends, prepend=0)
-        lane_counts = _lane_symbol_counts(n, chunk, lanes)
-        if np.any(sizes < 0) or not self._lane_sizes_ok(sizes, lane_counts, table):
+        lane_counts = lane_symbol_counts(n, chunk, lanes)
+        if np.any(sizes < 0) or not self.lane_sizes_ok(sizes, lane_counts, table):
             raise CorruptStreamError("lane offset table corrupt")
         return alphabet, table, ends, reader.take(int(ends[-1])), int(lane_counts.max())
 
@@ -465,7 +328,7 @@ class _LaneCoder:
         # checks: a lane never advances more than 16 bits a symbol; finish() rejects such lanes
         words = np.zeros(body.size // self._word.itemsize + lane_max + 2, self._word)
         words.view(np.uint8)[:body.size] = body
-        err = type(self)._decode_kernel(words, ends, n, chunk, lanes, *self._decoder_tables(table, out_keys), out)
+        err = type(self)._decode_kernel(words, ends, n, chunk, lanes, *self.decoder_tables(table, out_keys), out)
         if err:
             raise CorruptStreamError(f"{type(self).__name__} lane data corrupt (code {err})")
         if dense:
@@ -587,7 +450,7 @@ class Rans(_LaneCoder):
     _encode_kernel = _rans_encode_kernel
     _decode_kernel = _rans_decode_kernel
 
-    def _code_table(self, counts):
+    def code_table(self, counts):
         scale_bits = min(15, max(12, math.ceil(math.log2(counts.size)) + 3))
         freq = _normalise_freqs(counts, scale_bits)
         cum = np.cumsum(freq) - freq
@@ -598,21 +461,21 @@ class Rans(_LaneCoder):
                          np.where(one, cum + (1 << scale_bits) - 1, cum), (1 << scale_bits) - freq], axis=1)
         return struct.pack("<B", scale_bits) + freq.astype("<u2").tobytes(), rows.astype(np.int64)
 
-    def _read_table(self, reader, k):
+    def read_table(self, reader, k):
         (scale_bits,) = reader.unpack(struct.Struct("<B"))
         freq = reader.array("<u2", k).astype(np.int64)
         if not 1 <= scale_bits <= 15 or freq.min() < 1 or freq.sum() != 1 << scale_bits:
             raise CorruptStreamError("rANS frequency table corrupt")
         return scale_bits, freq
 
-    def _decoder_tables(self, table, out_keys):
+    def decoder_tables(self, table, out_keys):
         scale_bits, freq = table
         cum = np.cumsum(freq) - freq
         lut_sym = np.repeat(out_keys.astype(np.uint16), freq)
         lut_fb = (np.repeat(freq, freq) | ((np.arange(1 << scale_bits) - np.repeat(cum, freq)) << 16)).astype(np.int32)
         return scale_bits, lut_sym, lut_fb
 
-    def _lane_sizes_ok(self, sizes, symbols, table):
+    def lane_sizes_ok(self, sizes, symbols, table):
         empty = symbols == 0
         fits = (sizes >= 4) & (sizes <= 4 + 2 * symbols) & (sizes % 2 == 0) & (symbols <= (8 * sizes + 16) << 15)
         return bool(np.all(np.where(empty, sizes == 0, fits)))
@@ -774,7 +637,7 @@ class Huffman(_LaneCoder):
     _encode_kernel = _huffman_encode_kernel
     _decode_kernel = _huffman_decode_kernel
 
-    def _code_table(self, counts):
+    def code_table(self, counts):
         limit = min(16, max(12, math.ceil(math.log2(counts.size)) + 1))
         order = np.argsort(counts, kind="stable")
         lengths = np.empty(counts.size, np.int64)
@@ -782,7 +645,7 @@ class Huffman(_LaneCoder):
         rows = _canonical_codes(lengths) | (lengths << 16)
         return struct.pack("<B", lengths.max()) + lengths.astype(np.uint8).tobytes(), rows
 
-    def _read_table(self, reader, k):
+    def read_table(self, reader, k):
         (max_len,) = reader.unpack(struct.Struct("<B"))
         lengths = reader.array("u1", k).astype(np.int64)
         if not 1 <= max_len <= 16 or lengths.min() < 1 or lengths.max() != max_len or \
@@ -790,11 +653,11 @@ class Huffman(_LaneCoder):
             raise CorruptStreamError("Huffman code-length table corrupt")
         return max_len, lengths
 
-    def _decoder_tables(self, table, out_keys):
+    def decoder_tables(self, table, out_keys):
         max_len, lengths = table
         return max_len, _huffman_lut(_canonical_codes(lengths), lengths, out_keys.astype(np.int64), max_len)
 
-    def _lane_sizes_ok(self, sizes, symbols, table):
+    def lane_sizes_ok(self, sizes, symbols, table):
         max_len = table[0]
         empty = symbols == 0
         fits = (sizes % 4 == 0) & (sizes >= 4 * -(-symbols // 32)) & (sizes <= 4 * -(-(symbols * max_len) // 32))

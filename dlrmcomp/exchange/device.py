@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codecs.entropy import stream_lanes
-from ..codecs.gpu.codec import _JOB, _ctype, _fn, _grid_size, _ord_init, _cp
+from ..codecs.gpu.runtime import JOB, cp_module, ctype, grid_size, kernel, ord_init
 from ..codecs.quantize import code_limits
 from ..errors import CorruptStreamError
 from . import wire
@@ -148,12 +147,12 @@ class StageTimes:
         self.events = []
 
     def mark(self, name: str) -> None:
-        e = _cp().cuda.Event()
+        e = cp_module().cuda.Event()
         e.record()
         self.events.append((name, e))
 
     def seconds(self) -> dict:
-        cp = _cp()
+        cp = cp_module()
         self.events[-1][1].synchronize()
         out = {}
         for (_, a), (name, b) in zip(self.events, self.events[1:]):
@@ -183,7 +182,7 @@ class DecodedWire:
 
     def check(self) -> None:
         """One sync: raise CorruptStreamError naming the first bad slice, if any."""
-        errs = _cp().asnumpy(self.err)
+        errs = cp_module().asnumpy(self.err)
         raise_errors(errs)
 
 
@@ -205,7 +204,7 @@ def _states_for(layout: _Layout, states: int) -> int:
 
 class _Encoder:
     def __init__(self, layout: _Layout, vdt: np.dtype, cdt: np.dtype, chunk: int, states: int):
-        cp = _cp()
+        cp = cp_module()
         import torch
 
         self.states = _states_for(layout, states)
@@ -229,12 +228,12 @@ class _Encoder:
         self.lane_sizes = cp.zeros(max(self.total_lanes, 1), cp.int64)
         self.tops = cp.zeros(max(self.total_lanes, 1), cp.int32)
         self.esc = cp.zeros(S, cp.uint64)
-        self.rng0 = cp.asarray(_ord_init(S, vdt))
+        self.rng0 = cp.asarray(ord_init(S, vdt))
         self.rng = cp.empty_like(self.rng0)
         self.params = cp.empty(4 * S, cp.float64)
         self.slice_len = cp.empty(S, cp.int64)
         self.seg_counts = cp.zeros(S * ESC_SEGMENTS, cp.int32)
-        jobs = np.zeros(J, _JOB)
+        jobs = np.zeros(J, JOB)
         for t in range(S):
             for p in range(P):
                 j = t * P + p
@@ -263,12 +262,12 @@ class _Encoder:
         worst = (wire.DESCRIPTOR_SIZE + 32 + P * (4 + 256 + 1 + 512 + 4 + 4 * layout.n_lanes + 2 * layout.cap * layout.n_lanes)
                  + layout.n * vdt.itemsize + 16)
         self.capacity = int(worst.sum())
-        self.gx = _grid_size(int(layout.n.max()), 64)
+        self.gx = grid_size(int(layout.n.max()), 64)
         self.torch = torch
 
     def run(self, xs, bounds, mode, stages) -> EncodedWire:
-        cp, torch = _cp(), self.torch
-        S, P, T = self.S, self.P, _ctype(self.vdt)
+        cp, torch = cp_module(), self.torch
+        S, P, T = self.S, self.P, ctype(self.vdt)
         ptrs = np.array([_ptr(x) for x in xs], np.uint64)
         self.slices["src"], self.slices["eb"], self.slices["mode"] = ptrs, bounds, wire.MODES.index(mode)
         up = _Upload(self.slices, ptrs)
@@ -277,39 +276,39 @@ class _Encoder:
         self.rng[...] = self.rng0
         self.esc.fill(0)
         self.counts.fill(0)
-        _fn(f"range_kernel<{T}>")((self.gx, S), (_BLOCK,), (d_ptrs, self.sizes, self.rng))
-        _fn(f"wire_grid<{T}>")((-(-S // 128),), (128,), (self.rng, d_slices, np.int32(S), self.params))
+        kernel(f"range_kernel<{T}>")((self.gx, S), (_BLOCK,), (d_ptrs, self.sizes, self.rng))
+        kernel(f"wire_grid<{T}>")((-(-S // 128),), (128,), (self.rng, d_slices, np.int32(S), self.params))
         stages.mark("range + grid")
         esc_code = np.int32(code_limits(self.cdt)[1])
         code_ptrs, jobs = self.code_ptrs, self.jobs
         if P == 1:  # int8: the histogram is counted inside the quantize kernel
-            _fn(f"quantize_hist_kernel<{T}>")((self.gx, S), (_BLOCK,), (
+            kernel(f"quantize_hist_kernel<{T}>")((self.gx, S), (_BLOCK,), (
                 d_ptrs, self.sizes, self.params, code_ptrs, self.esc, esc_code, self.counts))
         else:
-            _fn(f"quantize_kernel<{T},short>")((self.gx, S), (_BLOCK,), (
+            kernel(f"quantize_kernel<{T},short>")((self.gx, S), (_BLOCK,), (
                 d_ptrs, self.sizes, self.params, code_ptrs, self.esc, esc_code))
             splits = int(max(1, min(2048, -(-int(self.L.n.max()) // (_BLOCK * 16)))))
-            _fn("histogram_kernel")((splits, S * P), (_BLOCK,), (jobs, self.counts, self.hist_off, np.int32(256), np.int32(splits)),
+            kernel("histogram_kernel")((splits, S * P), (_BLOCK,), (jobs, self.counts, self.hist_off, np.int32(256), np.int32(splits)),
                                     shared_mem=4 * 256 * (_BLOCK // 32))
         stages.mark("quantize + histogram")
-        _fn("build_tables")((S * P,), (1024,), (self.cnt_ptrs, self.nbins, self.enc_ptrs, self.sym_ptrs, self.meta))
+        kernel("build_tables")((S * P,), (1024,), (self.cnt_ptrs, self.nbins, self.enc_ptrs, self.sym_ptrs, self.meta))
         stages.mark("tables")
         if self.states == 1:
-            _fn("rans_encode")((-(-self.job_sizes_max // 128), S * P), (128,), (jobs, self.lane_sizes, self.tops))
+            kernel("rans_encode")((-(-self.job_sizes_max // 128), S * P), (128,), (jobs, self.lane_sizes, self.tops))
         else:
-            _fn(f"rans_encode_multi<{self.states}>")((-(-(self.job_sizes_max // self.states) // 128), S * P), (128,),
+            kernel(f"rans_encode_multi<{self.states}>")((-(-(self.job_sizes_max // self.states) // 128), S * P), (128,),
                                                      (jobs, self.lane_sizes, self.tops))
         stages.mark("rans encode")
         lane_ends = cp.cumsum(self.lane_sizes)
-        _fn("wire_sizes")((-(-S // 128),), (128,), (d_slices, np.int32(S), jobs, self.meta, lane_ends, self.esc, self.slice_len))
+        kernel("wire_sizes")((-(-S // 128),), (128,), (d_slices, np.int32(S), jobs, self.meta, lane_ends, self.esc, self.slice_len))
         offsets = cp.cumsum(self.slice_len) - self.slice_len
         buffer = torch.empty(self.capacity, dtype=torch.uint8, device="cuda")
         blocks = int(max(1, min(1024, -(-int(self.L.n_lanes.max()) // 16))))  # ~2 lanes a warp
-        _fn("wire_write")((blocks, S), (_BLOCK,), (d_slices, jobs, self.meta, self.sym_ptrs, lane_ends,
+        kernel("wire_write")((blocks, S), (_BLOCK,), (d_slices, jobs, self.meta, self.sym_ptrs, lane_ends,
                                                    self.tops, self.params, offsets, np.uint64(buffer.data_ptr())))
         self.seg_counts.fill(0)
-        _fn("escape_counts")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts))
-        _fn(f"escape_move<{T},true>")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts,
+        kernel("escape_counts")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts))
+        kernel(f"escape_move<{T},true>")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts,
                                                                    np.uint64(buffer.data_ptr()), np.uint64(0), np.uint64(0),
                                                                    np.uint64(0)))
         stages.mark("sizes + write")
@@ -318,7 +317,7 @@ class _Encoder:
 
 class _Decoder:
     def __init__(self, layout: _Layout, vdt: np.dtype, chunk: int, states: int):
-        cp = _cp()
+        cp = cp_module()
         self.L, self.vdt, self.chunk = layout, vdt, chunk
         self.states = _states_for(layout, states)
         S = len(layout.n)
@@ -332,7 +331,7 @@ class _Decoder:
         self.params = cp.empty(2 * S, cp.float64)
         self.seg_counts = cp.zeros(S * ESC_SEGMENTS, cp.int32)
         self.flags = cp.zeros(2 * S + S + 1, cp.int32)  # found (u64 [S]), err [S], the rANS lane flag
-        self.jobs = np.zeros(2 * S, _JOB)
+        self.jobs = np.zeros(2 * S, JOB)
         self.jobs["chunk"] = chunk
         self.jobs["lanes"] = np.repeat(layout.lanes, 2)
         self.jobs["width"], self.jobs["stride"] = 1, 1
@@ -342,11 +341,11 @@ class _Decoder:
         self.slices["job"], self.slices["lanes"], self.slices["chunk"] = np.arange(S) * 2, layout.lanes, chunk
         self.slices["value_bytes"] = vdt.itemsize
         self.max_lanes = int(max(1, layout.n_lanes.max()))
-        self.gx = _grid_size(int(layout.n.max()), 16)
+        self.gx = grid_size(int(layout.n.max()), 16)
 
     def run(self, buf, lengths, out, stages) -> DecodedWire:
-        cp = _cp()
-        S, T = self.S, _ctype(self.vdt)
+        cp = cp_module()
+        S, T = self.S, ctype(self.vdt)
         lengths = np.asarray(lengths, np.int64)
         if lengths.size != S:
             raise ValueError(f"{lengths.size} slice lengths for {S} slices")
@@ -363,19 +362,19 @@ class _Decoder:
         found = self.flags[:2 * S].view(cp.uint64)
         err, lane_err = self.flags[2 * S:3 * S], self.flags[3 * S:]
         nbytes = int(buf.numel()) if hasattr(buf, "numel") else int(buf.size)
-        _fn("wire_parse")((S,), (256,), (d_slices, np.uint64(_ptr(buf)), np.int64(nbytes), d_jobs, self.lut_sym,
+        kernel("wire_parse")((S,), (256,), (d_slices, np.uint64(_ptr(buf)), np.int64(nbytes), d_jobs, self.lut_sym,
                                          self.lut_fb, self.cum, self.params, err))
         stages.mark("parse + tables")
         if self.states == 1:
-            _fn("rans_decode")((-(-self.max_lanes // 128), 2 * S), (128,), (d_jobs, lane_err))
+            kernel("rans_decode")((-(-self.max_lanes // 128), 2 * S), (128,), (d_jobs, lane_err))
         else:
-            _fn(f"rans_decode_multi<{self.states}>")((-(-(self.max_lanes // self.states) // 128), 2 * S), (128,),
+            kernel(f"rans_decode_multi<{self.states}>")((-(-(self.max_lanes // self.states) // 128), 2 * S), (128,),
                                                      (d_jobs, lane_err))
         stages.mark("rans decode")
-        _fn(f"wire_dequant<{T}>")((self.gx, S), (_BLOCK,), (d_slices, self.params, found, err))
+        kernel(f"wire_dequant<{T}>")((self.gx, S), (_BLOCK,), (d_slices, self.params, found, err))
         self.seg_counts.fill(0)
-        _fn("escape_counts")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts))
-        _fn(f"escape_move<{T},false>")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts,
+        kernel("escape_counts")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts))
+        kernel(f"escape_move<{T},false>")((ESC_SEGMENTS, S), (1024,), (d_slices, np.int32(ESC_SEGMENTS), self.seg_counts,
                                                                     np.uint64(_ptr(buf)), found, err, lane_err))
         stages.mark("dequantize + escapes")
         return DecodedWire(self.flags[2 * S:].copy(), S, (up, buf, out))

@@ -9,13 +9,13 @@ destination's part of the send buffer is one contiguous run of slices.
 Slice layout (little-endian; slices start at multiples of 16 bytes)::
 
     descriptor  80 bytes (DESCRIPTOR below, crc32 of its first 76 bytes last)
-    stream      stream_len bytes: entropy.Rans stream of the int8/int16 codes (n = rows * dim)
+    stream      stream_len bytes: a Rans stream (codecs/stream.py) of the int8/int16 codes (n = rows * dim)
     pad         zeros to a multiple of 8 (from the slice start)
     escapes     n_esc values of the slice dtype, in element order (values the grid cannot code)
     pad         zeros to a multiple of 16: the slice is slice_len bytes
 
 Descriptor fields: magic b"DLW1", version 1, codec 1 (quant+ans), dtype (0 float32, 1 float64),
-code dtype (0 int8, 2 int16: entropy.DTYPES indices), mode (0 rel, 1 abs), dim, rows, n_esc,
+code dtype (0 int8, 2 int16: stream.DTYPES indices), mode (0 rel, 1 abs), dim, rows, n_esc,
 stream_len, slice_len, eb (the bound as given), eb_abs (resolved), grid base, grid step, lanes and
 chunk of the stream, a reserved word, crc32.
 
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codecs import frame as framing
-from ..codecs.entropy import DTYPES, Rans, stream_lanes
+from ..codecs.entropy import Rans
+from ..codecs.stream import DTYPES, stream_lanes
 from ..codecs.pipeline import Pipeline
 from ..codecs.quantize import CODE_DTYPES, Grid, LinearQuantizer, Quantized
 from ..errorbound import ErrorBound

@@ -406,7 +406,7 @@ __device__ __forceinline__ i64 block_exscan(i64 v, i64* red, i64* total) {
     return r;
 }
 
-// ---- rANS tables on the device, exactly entropy.Rans._code_table / _normalise_freqs -------------------
+// ---- rANS tables on the device, exactly entropy.Rans.code_table / _normalise_freqs -------------------
 // One 1024-thread block per plane. counts (nbins u64) -> present symbols (ascending), scale bits M, frequencies
 // (float64 pinning loop, floor, largest remainder with ties to the lower index), encoder rows written at
 // enc[5 * symbol]. scratch: sym u32[nb] | freq u32[nb] | fixed u8[nb]; meta[2j] = K, meta[2j+1] = M.
@@ -807,7 +807,7 @@ __global__ void fill_kernel(const Job* jobs) {
 }
 
 // ==== the device wire format (dlrmcomp.exchange.wire) ==============================================
-// A slice on the wire: an 80-byte descriptor, the codes' entropy stream (entropy.py's Rans format), zero
+// A slice on the wire: an 80-byte descriptor, the codes. entropy stream (codecs/stream.py format), zero
 // padding to 8, the escaped values verbatim, zero padding to 16. Slices are packed back to back (16-aligned).
 // One WireSlice a slice (host mirror: dlrmcomp.exchange.device.WIRE_SLICE); fields marked "out" are written here.
 struct WireSlice {
@@ -823,7 +823,7 @@ struct WireSlice {
     double eb;       // encode: the bound (relative unless mode == 1)
     int dim;
     int job;         // first plane job of the slice (code_bytes jobs)
-    int lanes;       // the stream's lanes (entropy.stream_lanes)
+    int lanes;       // the stream's lanes (stream.stream_lanes)
     int chunk;
     int code_bytes;  // 1 (int8) or 2 (int16)
     int value_bytes; // 4 (float32) or 8 (float64)
@@ -1119,7 +1119,7 @@ __global__ void __launch_bounds__(256) wire_parse(WireSlice* S, const u8* buf, i
             __syncthreads();
             continue;
         }
-        // lane ends: non-decreasing, each lane's size fits its symbol count (entropy.Rans._lane_sizes_ok)
+        // lane ends: non-decreasing, each lane's size fits its symbol count (entropy.Rans.lane_sizes_ok)
         const u32* ends = (const u32*)(st + pos_ends);
         const i64 nl = n_lanes_of(s.n, s.chunk, s.lanes);
         int lane_bad = 0;
