@@ -562,14 +562,14 @@ __global__ void __launch_bounds__(1024) plane_costs(const u64* cnt_ptrs, const u
 // encode: the 256 rows (x_max, rcp, shift, bias, cmpl) of a byte plane (5 KB); decode: one u32 a slot,
 // symbol | freq << 8 | (slot - cum) << 20, for byte symbols and M <= 12 (16 KB). Every block of a launch
 // works on one job (blockIdx.y), so the choice is uniform; other jobs read the tables from global memory.
-__device__ __forceinline__ bool enc_in_smem(const Job& J) { return J.mask <= 0xFFu; }
+__device__ __forceinline__ bool enc_in_smem(const Job& J) { return J.n > 0 && J.mask <= 0xFFu; }
 __device__ __forceinline__ const u32* load_enc(const Job& J, u32* s_enc) {
     const u32* enc = (const u32*)J.table;
     if (!enc_in_smem(J)) return enc;
     for (int i = threadIdx.x; i < 256 * 5; i += blockDim.x) s_enc[i] = enc[i];
     return s_enc;
 }
-__device__ __forceinline__ bool lut_in_smem(const Job& J) { return J.width == 1 && J.cap <= 12; }
+__device__ __forceinline__ bool lut_in_smem(const Job& J) { return J.n > 0 && J.width == 1 && J.cap <= 12; }
 __device__ __forceinline__ void load_lut(const Job& J, u32* s_lut) {
     if (!lut_in_smem(J)) return;
     const u16* ls = (const u16*)J.table;
