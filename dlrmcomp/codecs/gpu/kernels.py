@@ -580,12 +580,12 @@ __device__ __forceinline__ void load_lut(const Job& J, u32* s_lut) {
     }
 }
 // one decode step: symbol of x's slot, and x advanced past it
-__device__ __forceinline__ u32 rans_step(const Job& J, bool small, const u32* s_lut, u32& x, u32 mask, int M) {
-    const u32 slot = x & mask;
+__device__ __forceinline__ u32 rans_step(const Job& J, bool small, const u32* s_lut, u64& x, u64 mask, int M) {
+    const u64 slot = x & mask;
     u32 v, f, b;
     if (small) { const u32 e = s_lut[slot]; v = e & 0xFF; f = (e >> 8) & 0xFFF; b = e >> 20; }
     else { v = ((const u16*)J.table)[slot]; const u32 fb = ((const u32*)J.table2)[slot]; f = fb & 0xFFFF; b = fb >> 16; }
-    x = f * (x >> M) + b;  // < 2**31: f <= 2**M
+    x = (u64)f * (x >> M) + b;
     return v;
 }
 
@@ -607,16 +607,13 @@ __global__ void rans_encode(const Job* jobs, i64* sizes, int* tops) {
     if (J.table2 && *(const int*)J.table2 < 2) { sizes[J.lane_base + j] = 0; tops[J.lane_base + j] = J.cap; return; }
     u16* s = (u16*)J.scratch + j * J.cap;
     int pos = J.cap;
-    u32 x = 1u << 15;  // the state stays below 2**31: 32-bit arithmetic, one wide multiply a symbol
-    i64 idx = start + (count - 1) * J.lanes + l;
-    u32 k = count > 0 ? load_key(J, idx) : 0u;
+    u64 x = 1u << 15;
     for (i64 r = count - 1; r >= 0; --r) {
+        const u32 k = load_key(J, start + r * J.lanes + l);
         const u32* e = enc + 5 * k;
-        const u32 xmax = e[0], rcp = e[1], sh = e[2], bias = e[3], cmpl = e[4];
-        if (r > 0) { idx -= J.lanes; k = load_key(J, idx); }  // the next key loads while this one codes
-        if (x >= xmax) { s[--pos] = (u16)(x & 0xFFFF); x >>= 16; }
-        const u32 q = (u32)(((u64)x * rcp) >> sh);
-        x = x + bias + q * cmpl;
+        if (x >= e[0]) { s[--pos] = (u16)(x & 0xFFFF); x >>= 16; }
+        const u64 q = (x * (u64)e[1]) >> e[2];
+        x = x + e[3] + q * e[4];
     }
     if (count > 0) { s[--pos] = (u16)(x >> 16); s[--pos] = (u16)(x & 0xFFFF); }
     sizes[J.lane_base + j] = count > 0 ? 2 * (i64)(J.cap - pos) : 0;
@@ -710,9 +707,9 @@ __global__ void rans_decode_multi(const Job* jobs, int* err) {
     const u32* ends = (const u32*)J.ends;
     const u16* w = (const u16*)J.scratch;
     const int M = J.cap;
-    const u32 mask = (1u << M) - 1;
+    const u64 mask = (1ull << M) - 1;
     i64 count[S], p[S], pend[S];
-    u32 x[S];
+    u64 x[S];
 #pragma unroll
     for (int k = 0; k < S; ++k) {
         const i64 j = j0 + k;
@@ -720,7 +717,7 @@ __global__ void rans_decode_multi(const Job* jobs, int* err) {
         p[k] = (j ? (i64)ends[j - 1] : 0) >> 1;
         pend[k] = (i64)ends[j] >> 1;
         x[k] = 1u << 15;
-        if (count[k] > 0) { x[k] = word_at(w, p[k], pend[k]) | (word_at(w, p[k] + 1, pend[k]) << 16); p[k] += 2; }
+        if (count[k] > 0) { x[k] = (u64)word_at(w, p[k], pend[k]) | ((u64)word_at(w, p[k] + 1, pend[k]) << 16); p[k] += 2; }
     }
     u8* out = (u8*)J.src;
     const bool vec = S == 4 && J.width == 1 && J.stride == 1 && (((u64)out + start + l0) & 3) == 0 && (J.lanes & 3) == 0;
@@ -785,18 +782,17 @@ __global__ void rans_decode(const Job* jobs, int* err) {
     const u32* ends = (const u32*)J.ends;
     const u16* w = (const u16*)J.scratch;
     const int M = J.cap;
-    const u32 mask = (1u << M) - 1;
+    const u64 mask = (1ull << M) - 1;
     i64 p = (j ? (i64)ends[j - 1] : 0) >> 1;
     const i64 pend = (i64)ends[j] >> 1;
-    u32 x = 1u << 15;
-    if (count > 0) { x = word_at(w, p, pend) | (word_at(w, p + 1, pend) << 16); p += 2; }
-    u32 next = word_at(w, p, pend);  // the next word is in flight before a symbol needs it
+    u64 x = 1u << 15;
+    if (count > 0) { x = (u64)word_at(w, p, pend) | ((u64)word_at(w, p + 1, pend) << 16); p += 2; }
     u8* out = (u8*)J.src;
     for (i64 r = 0; r < count; ++r) {
         const i64 i = start + r * J.lanes + l;
         const u32 v = rans_step(J, small, s_lut, x, mask, M);
         if (J.width == 1) out[i * J.stride] = (u8)v; else *(u16*)(out + i * J.stride) = (u16)v;
-        if (x < (1u << 15)) { x = (x << 16) | next; ++p; next = word_at(w, p, pend); }
+        if (x < (1u << 15)) { x = (x << 16) | word_at(w, p, pend); ++p; }
     }
     if (count > 0 && (x != (1u << 15) || 2 * p != (i64)ends[j])) atomicExch(err, 1);
 }
