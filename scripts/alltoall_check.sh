@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# 2-GPU check of the compressed all-to-all (NCCL): the benchmark, then a short 2-rank training run.
-# On the device machine: bash scripts/alltoall_check.sh  (results under ${OUT:-/tmp/a2a_out})
-set -euo pipefail
+# Two GPUs (nvidia-h200-x2): the compressed all-to-all and short training runs over NVLink (NCCL's
+# default) and over NCCL's socket transport (as two nodes without InfiniBand would talk), one rank a GPU.
+# On the device machine: bash scripts/alltoall_check.sh   (results under ${OUT:-/tmp/a2a_out})
+# SIZES (default 16,128,1024 MB/rank), CODECS, ITERS override the defaults.
+set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
+cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/a2a_out}; mkdir -p "$OUT"
-if [ -d .whl/cpu ] && ! python3 -c "import zstandard, lz4, numba" 2>/dev/null; then
-  mkdir -p /tmp/site && tar -xJf .whl/cpu/numba_site.tar.xz -C /tmp/site
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/cpu/*.whl
-fi
-export PYTHONPATH=/tmp/site:$PWD
+SITE=/tmp/dlrmcomp_site; mkdir -p "$SITE"
+for d in .whl/cpu .whl/nvcomp; do
+  ls $d/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" $d/*.whl
+done
+export PYTHONPATH="$SITE:$PWD"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpus.txt"
-python3 -m torch.distributed.run --standalone --nproc-per-node 2 benchmarks/alltoall.py --backend nccl \
-  --sizes-mb "${SIZES:-1,16,128,1024}" --out "$OUT/alltoall.json" 2>&1 | tee "$OUT/alltoall.log"
-python3 -m torch.distributed.run --standalone --nproc-per-node 2 -m dlrmcomp.dist --backend nccl --profile smoke \
-  --iters 20 --batch-size 4096 --eval-every 20 --compression codec --codec quant+ans --bwd-comm int8 --dedup \
-  --out "$OUT/train" 2>&1 | tail -3 | tee "$OUT/train.log"
+nvidia-smi topo -m > "$OUT/topology.txt" 2>&1 || true
+CODECS=${CODECS:-fp32,fp16,bf16,int8,gpu:quant+ans}
+rc=0
+for transport in nvlink socket; do
+  if [ "$transport" = socket ]; then
+    env_vars="NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 NCCL_IB_DISABLE=1 NCCL_NET=Socket NCCL_SOCKET_IFNAME=lo"
+  else
+    env_vars=""
+  fi
+  env $env_vars python3 -m torch.distributed.run --standalone --nproc-per-node 2 benchmarks/alltoall.py --backend nccl \
+    --codecs "$CODECS" --sizes-mb "${SIZES:-16,128,1024}" --out "$OUT/alltoall_$transport.json" 2>&1 \
+    | tail -20 | tee "$OUT/alltoall_$transport.log" || rc=1
+  env $env_vars python3 benchmarks/train_compare.py --out "$OUT/train_$transport" --nproc 2 --backend nccl --device auto \
+    --iters "${ITERS:-40}" --codecs fp32,int8,gpu:quant+ans 2>&1 | tail -8 | tee "$OUT/train_$transport.log" || rc=1
+done
+exit $rc
