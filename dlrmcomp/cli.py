@@ -133,8 +133,11 @@ def main_info(args) -> int:
     frame = args.frame.read_bytes()
     h = codecs.read_header(frame)
     raw = h.size * h.dtype.itemsize
-    print(json.dumps({"codec": h.codec, "dtype": h.dtype.name, "shape": list(h.shape), "eb_abs": h.eb_abs,
-                      "frame_bytes": len(frame), "raw_bytes": raw, "ratio": raw / len(frame)}, indent=2))
+    info = {"codec": h.codec, "dtype": h.dtype.name, "shape": list(h.shape), "eb_abs": h.eb_abs,
+            "frame_bytes": len(frame), "raw_bytes": raw, "ratio": raw / len(frame)}
+    if h.stats is not None:  # a codec without a bound records what it achieved (dct: max_abs_err, psnr)
+        info["achieved"] = h.stats
+    print(json.dumps(info, indent=2))
     return 0
 
 

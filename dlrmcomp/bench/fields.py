@@ -1,4 +1,5 @@
-"""Scientific float fields (../shared/data/real/scifloat) and a generated stand-in."""
+"""Scientific float fields (../shared/data/real/scifloat), a generated stand-in, and sample images
+that installed packages ship."""
 from __future__ import annotations
 
 import os
@@ -42,3 +43,25 @@ def generated_field(shape: tuple[int, int] = (256, 256), seed: int = 0) -> np.nd
     rng = np.random.default_rng(seed)
     y, x = np.meshgrid(np.linspace(0, 4 * np.pi, shape[0]), np.linspace(0, 4 * np.pi, shape[1]), indexing="ij")
     return (np.sin(x) * np.cos(0.7 * y) + 0.3 * np.sin(2.3 * x + y) + 0.02 * rng.normal(size=shape)).astype(np.float32)
+
+
+def sample_images() -> dict[str, np.ndarray]:
+    """Photographs that installed packages ship (no download), float32 in 0..255: scikit-learn's
+    ``china`` and ``flower`` (RGB, as (3, 427, 640)) and scikit-image's ``camera`` (512 x 512).
+    Empty when neither package is installed."""
+    out = {}
+    try:
+        from sklearn.datasets import load_sample_images
+
+        bunch = load_sample_images()
+        for path, img in zip(bunch.filenames, bunch.images):
+            out[f"sklearn {Path(path).stem}"] = np.ascontiguousarray(np.moveaxis(img, -1, 0), dtype=np.float32)
+    except ImportError:
+        pass
+    try:
+        from skimage import data
+
+        out["skimage camera"] = data.camera().astype(np.float32)
+    except Exception:  # not installed, or this version would download it
+        pass
+    return out

@@ -3,7 +3,8 @@
 Neither library promises the bound on every element for every input (NaN, Inf, huge ranges),
 so the encoder decodes its own output, and elements that miss the bound or are not finite are
 stored verbatim by index (the escape path). Data they cannot take (empty, zero bound) is stored
-losslessly with zstd.
+losslessly with zstd. :class:`VerifiedPayload` is that machinery on its own, for any codec with a
+``lib_compress`` / ``lib_decompress`` pair (DCT+Chop uses it too, with or without a bound).
 """
 from __future__ import annotations
 
@@ -20,24 +21,32 @@ _RAW, _LOSSY = 0, 1
 _RAW_STAGE = Zstd(level=3)  # data the library cannot take is kept losslessly
 
 
-class VerifiedFloatCodec(ErrorBoundedCodec):
-    """Base for library float compressors: ``lib_compress`` / ``lib_decompress`` + escapes."""
+class VerifiedPayload:
+    """Payload halves for a codec with ``lib_compress`` / ``lib_decompress``: the encoder decodes
+    its own stream and stores verbatim, by index, every element that misses ``eb_abs`` or is not
+    finite. With ``eb_abs`` None (a codec without a bound) only non-finite elements escape."""
 
-    def lib_compress(self, x: np.ndarray, eb_abs: float) -> bytes: ...
+    def lib_compress(self, x: np.ndarray, eb_abs: float | None) -> bytes: ...
 
     def lib_decompress(self, buf, header: FrameHeader) -> np.ndarray: ...
 
+    def nonfinite_fill(self, x: np.ndarray) -> float:
+        """What the library sees in place of NaN / Inf (they escape anyway)."""
+        return 0.0
+
     def encode_payload(self, x, eb_abs):
-        if x.size == 0 or not (0 < eb_abs < np.inf):
+        if x.size == 0 or (eb_abs is not None and not (0 < eb_abs < np.inf)):
             return struct.pack("<B", _RAW) + _RAW_STAGE.compress(x.tobytes())
-        work = np.where(np.isfinite(x), x, 0).astype(x.dtype) if not np.isfinite(x).all() else x
+        finite = np.isfinite(x)
+        work = x if finite.all() else np.where(finite, x, self.nonfinite_fill(x)).astype(x.dtype)
         try:
             stream = self.lib_compress(work, eb_abs)
             y = self.lib_decompress(stream, FrameHeader({}, x.dtype, x.shape, eb_abs))
         except Exception:  # the library refused this input: keep it losslessly
             return struct.pack("<B", _RAW) + _RAW_STAGE.compress(x.tobytes())
         with np.errstate(invalid="ignore", over="ignore"):
-            bad = ~(np.abs(x.astype(np.float64) - y.astype(np.float64)) <= eb_abs)
+            err = np.abs(x.astype(np.float64) - y.astype(np.float64))
+            bad = ~(err <= eb_abs) if eb_abs is not None else ~np.isfinite(err)
         index = np.flatnonzero(bad.reshape(-1)).astype(np.uint64)
         return struct.pack("<B", _LOSSY) + join_sections([stream, index.tobytes(), x.reshape(-1)[index].tobytes()])
 
@@ -58,6 +67,10 @@ class VerifiedFloatCodec(ErrorBoundedCodec):
         out = np.array(self.lib_decompress(stream, header), dtype=header.dtype).reshape(-1)
         out[index.astype(np.intp)] = values
         return out.reshape(header.shape)
+
+
+class VerifiedFloatCodec(VerifiedPayload, ErrorBoundedCodec):
+    """Base for library float compressors with a bound: ``lib_compress`` / ``lib_decompress`` + escapes."""
 
 
 class SZ3(VerifiedFloatCodec):
