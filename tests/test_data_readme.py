@@ -1,6 +1,6 @@
 """data/: the example error-bound schedules load through the package's real loader with the bounds
-data/README.md states, and what the README says the Criteo loader does (cache files, rejected
-inputs) is what it does."""
+data/README.md states, and what the README says the file loaders do (cache files and where they
+go, rejected inputs) is what they do."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlrmcomp.data import KAGGLE_CARDINALITIES, CriteoFormatError, load_criteo
+from dlrmcomp.data import KAGGLE_CARDINALITIES, CriteoFormatError, Vocabulary, load_criteo, load_npz
 from dlrmcomp.errorbound import EBSchedule
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -89,16 +89,38 @@ def test_cache_files_are_what_the_readme_says(tmp_path):
     first = load_criteo(raw, cache_dir=tmp_path / "cache")
     (folder,) = (tmp_path / "cache").iterdir()
     assert re.fullmatch(r"[0-9a-f]{20}", folder.name)
-    assert sorted(p.name for p in folder.iterdir()) == ["cats.npy", "dense.npy", "labels.npy", "meta.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["cats.npy", "dense.npy", "labels.npy", "meta.json",
+                                                        "vocab.npz"]
     meta = json.loads((folder / "meta.json").read_text())
-    assert set(meta) == {"source", "rows", "skipped", "vocab", "max_ind_range", "on_bad_line", "v"}
-    assert meta["rows"] == 50
+    assert set(meta) == {"source", "rows", "skipped", "vocab", "fitted", "min_freq", "max_ind_range",
+                         "on_bad_line", "v"}
+    assert meta["rows"] == 50 and meta["vocab"] == first.vocab.digest() and meta["fitted"]
     for name, dtype, shape in (("dense", np.float32, (50, 13)), ("cats", np.int64, (50, 26)),
                                ("labels", np.float32, (50,))):
         a = np.load(folder / f"{name}.npy")
         assert a.dtype == dtype and a.shape == shape
     again = load_criteo(raw, cache_dir=tmp_path / "cache")
     assert isinstance(again.cats, np.memmap) and np.array_equal(again.cats, first.cats)
+    assert Vocabulary.load(folder / "vocab.npz").digest() == first.vocab.digest()
+
+
+def test_cache_dir_variable_moves_both_caches(tmp_path, monkeypatch):
+    """README: DLRMCOMP_CACHE_DIR -> $DLRMCOMP_CACHE_DIR/criteo/ and .../npz/; the npz cache files."""
+    monkeypatch.setenv("DLRMCOMP_CACHE_DIR", str(tmp_path / "c"))
+    raw = tmp_path / "train.txt"
+    raw.write_text("\n".join(_criteo_line(i % 2, i) for i in range(20)) + "\n")
+    load_criteo(raw)
+    assert len(list((tmp_path / "c" / "criteo").glob("*/meta.json"))) == 1
+    rng = np.random.default_rng(0)
+    counts = np.full(26, 4, np.int32)
+    np.savez_compressed(tmp_path / "kaggleAdDisplayChallenge_processed.npz", X_cat=rng.integers(0, 4, (30, 26)) * 1.0,
+                        X_int=rng.integers(0, 9, (30, 13)).astype("i4"), y=np.arange(30, dtype="i4") % 2, counts=counts)
+    load_npz(tmp_path / "kaggleAdDisplayChallenge_processed.npz")
+    (folder,) = (tmp_path / "c" / "npz").iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["X_cat.npy", "X_int.npy", "meta.json", "y.npy"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert set(meta) == {"source", "rows", "counts", "v", "members"} and meta["rows"] == 30
+    assert [np.load(folder / f"{n}.npy").dtype for n in ("X_int", "X_cat", "y")] == [np.int32, np.int32, np.int8]
 
 
 def test_kaggle_test_txt_and_avazu_are_rejected(tmp_path):

@@ -46,3 +46,32 @@ class Batch:
                    [cats[:, t].contiguous() for t in range(cats.shape[1])],
                    [offsets] * cats.shape[1],
                    torch.from_numpy(np.array(labels, dtype=np.float32)))
+
+
+class SplitData:
+    """A data source read from files: a training part and a test part, each with ``len()``,
+    ``batch(start, B)`` and ``labels``. Gives what the trainers read, as
+    :class:`~dlrmcomp.data.synthetic.SyntheticCriteo` does: ``table_sizes``, ``batch(k, B)``
+    (epochs cycle in file order), ``test_batches(B)``, ``test_labels`` and ``bayes_auc`` (None)."""
+
+    train: object
+    test: object
+    table_sizes: list[int]
+    bayes_auc = None
+
+    @staticmethod
+    def holdout_cut(n: int, holdout: float) -> int:
+        """Where the test part starts when the last ``holdout`` fraction (at least one row) is held out."""
+        return n - max(1, int(n * holdout))
+
+    def batch(self, k: int, batch_size: int) -> Batch:
+        per_epoch = max(1, len(self.train) // batch_size)
+        return self.train.batch((k % per_epoch) * batch_size, batch_size)
+
+    @property
+    def test_labels(self) -> np.ndarray:
+        return np.asarray(self.test.labels)
+
+    def test_batches(self, batch_size: int = 16384):
+        for i in range(0, len(self.test), batch_size):
+            yield self.test.batch(i, batch_size)
