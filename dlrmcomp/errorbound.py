@@ -103,6 +103,25 @@ def _parse_tables(text: str | None, default: Sequence[int]) -> tuple[int, ...]:
         raise ValueError(f"table list must be integers separated by spaces, got {text!r}") from None
 
 
+#: The seeds' EARLY_STAGE: 65,536 iterations, about a fifth of a Criteo Kaggle epoch at batch 128.
+SEEDS_EARLY_STAGE = 65536
+#: ``auto``'s decay covers this fraction of a run (the seeds' share of a Kaggle epoch).
+RUN_FRACTION = 5
+
+
+def run_early_stage(iters: int) -> int:
+    """The decay length ``auto`` gives a run of ``iters`` iterations: a fifth of the run
+    (``iters // 5``, at least 1), never more than the seeds' 65,536.
+
+    A run shorter than 5 x 65,536 iterations would otherwise spend all or most of itself at the
+    doubled early bounds; from 327,680 iterations on it is the seeds' value.
+
+    >>> run_early_stage(3000), run_early_stage(10**6)
+    (600, 65536)
+    """
+    return max(1, min(SEEDS_EARLY_STAGE, int(iters) // RUN_FRACTION))
+
+
 # Values from the artifact's run script (seeds/000: SC_ADAE_scripts).
 ARTIFACT_TIGHTEN_TABLES = (0, 9, 10, 19, 20, 21, 22)
 ARTIFACT_LOOSEN_TABLES = (5, 8, 12, 15, 16, 17, 18, 24, 25)
@@ -126,7 +145,7 @@ class EBSchedule:
     tighten_tables: tuple[int, ...] = ()
     loosen_tables: tuple[int, ...] = ()
     constant: float = 2.0
-    early_stage: int = 65536
+    early_stage: int = SEEDS_EARLY_STAGE
     decay: str = "step"
 
     def __post_init__(self):
@@ -180,14 +199,18 @@ class EBSchedule:
 
     @classmethod
     def auto(cls, table_sizes: Sequence[int], tighten_fraction: float = 0.3,
-             loosen_fraction: float = 0.3, **params) -> "EBSchedule":
+             loosen_fraction: float = 0.3, iters: int | None = None, **params) -> "EBSchedule":
         """Classify tables by cardinality, the rule the artifact's lists follow.
 
         The ``round(tighten_fraction * n)`` largest tables are tightened and the
         ``round(loosen_fraction * n)`` smallest loosened (ties broken by table index); with the
         defaults, 26 Criteo tables give 8 tightened and 8 loosened, close to the artifact's 8 / 6
-        (Kaggle) and 7 / 9 (Terabyte). Other keyword arguments go to the constructor.
+        (Kaggle) and 7 / 9 (Terabyte). ``iters`` (the run's length) sets the decay length to
+        :func:`run_early_stage` unless ``early_stage`` is given. Other keyword arguments go to
+        the constructor.
         """
+        if iters is not None:
+            params.setdefault("early_stage", run_early_stage(iters))
         if not 0 <= tighten_fraction <= 1 or not 0 <= loosen_fraction <= 1:
             raise ValueError("fractions must lie in [0, 1]")
         if tighten_fraction + loosen_fraction > 1:
@@ -219,15 +242,17 @@ class EBSchedule:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, spec: str | Path, table_sizes: Sequence[int] | None = None) -> "EBSchedule":
-        """``env`` | ``auto`` (needs ``table_sizes``) | ``fixed:EB`` | path to a JSON file."""
+    def load(cls, spec: str | Path, table_sizes: Sequence[int] | None = None,
+             iters: int | None = None) -> "EBSchedule":
+        """``env`` | ``auto`` (needs ``table_sizes``; with ``iters``, the decay follows the run:
+        :func:`run_early_stage`) | ``fixed:EB`` | path to a JSON file."""
         spec = str(spec)
         if spec == "env":
             return cls.from_env()
         if spec == "auto":
             if table_sizes is None:
                 raise ValueError("schedule 'auto' needs the table sizes")
-            return cls.auto(table_sizes)
+            return cls.auto(table_sizes, iters=iters)
         if spec.startswith("fixed:"):
             return cls.fixed(float(spec.split(":", 1)[1]))
         path = Path(spec)

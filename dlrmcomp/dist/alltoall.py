@@ -7,11 +7,15 @@ sizes with ``all_to_all_single``, then the bytes with ``all_to_all_single`` and 
 then decode. Without one: one float ``all_to_all_single``. gloo (CPU) and NCCL (CUDA) both
 provide ``all_to_all_single`` with uneven splits, so nothing else carries bytes.
 
+With one rank (world size 1, no process group) the exchange is a local pass through the same
+stages: ``encode_many`` -> ``decode_many`` with a codec, the tensors themselves without one.
+
 A failing or silent peer surfaces as :class:`RankFailure` once the process group's timeout
 passes (gloo raises on a closed connection at once, and on a stalled peer after the timeout).
 """
 from __future__ import annotations
 
+import copy
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +32,14 @@ class RankFailure(RuntimeError):
 
 
 _TIMEOUT_S: dict[str, float] = {"timeout": float("nan")}
+_COMM_WORDS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "socket", "closed")
+
+
+def is_comm_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from a collective (a backend error or a timeout), not from the model."""
+    if isinstance(exc, RankFailure) or type(exc).__name__.startswith("Dist"):
+        return True
+    return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in _COMM_WORDS)
 
 
 def set_timeout(seconds: float) -> None:
@@ -88,9 +100,20 @@ class CommStats:
         out = {"bytes_raw": self.bytes_raw.tolist(), "bytes_sent": self.bytes_sent.tolist(),
                "size_bytes": self.size_bytes, "encode_s": self.encode_s, "exchange_s": self.exchange_s,
                "decode_s": self.decode_s, "calls": self.calls, "syncs": self.syncs}
+        self._reset()
+        return out
+
+    def split(self) -> "CommStats":
+        """What was recorded since the last call, as its own CommStats whose times are read only
+        when it is taken (no GPU wait now); this one starts again from zero."""
+        out = copy.copy(self)
+        self._reset()
+        return out
+
+    def _reset(self) -> None:
         self.__post_init__()
         self.size_bytes, self.encode_s, self.exchange_s, self.decode_s, self.calls, self.syncs = 0, 0.0, 0.0, 0.0, 0, 0
-        return out
+        self._clocks = []
 
 
 def _a2a(out: torch.Tensor, inp: torch.Tensor, out_splits: list[int], in_splits: list[int], group, op: str):
@@ -98,8 +121,8 @@ def _a2a(out: torch.Tensor, inp: torch.Tensor, out_splits: list[int], in_splits:
         dist.all_to_all_single(out, inp, out_splits, in_splits, group=group)
 
 
-class _Clock:
-    """Stage boundaries of one exchange: CUDA events on a GPU (no host sync to take a time),
+class Clock:
+    """Stage boundaries of one exchange (or step): CUDA events on a GPU (no host sync to take a time),
     ``perf_counter`` on the CPU. :meth:`seconds` waits for the last mark (once, when read)."""
 
     def __init__(self, device: torch.device):
@@ -144,18 +167,33 @@ def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_
 
     With a codec: one ``encode_many`` call for every slice, the slice lengths exchanged on the
     device, then the one host sync of the exchange (the split sizes the collective needs; it also
-    reads the error flags of earlier device decodes), the bytes, one ``decode_many`` call.
+    reads the error flags of earlier device decodes), the bytes, one ``decode_many`` call. A
+    codec that makes no bytes (``simulate``) changes the slices, then the floats move.
+
+    ``len(send) == 1`` (one rank) needs no process group: with a codec the bytes go from
+    ``encode_many`` straight to ``decode_many`` and are counted; without one (fp32, simulate)
+    the slices are returned as they are and nothing is counted, as nothing was encoded or sent.
     """
     world = len(send)
     device = next((x.device for row in send for x in row), torch.device("cpu"))
+    local = world == 1
+    floats = codec is None or not codec.makes_bytes
     if stats is not None:
         stats.calls += 1
-        for d in range(world):
+        for d in range(world if not (local and floats) else 0):
             for j, t in enumerate(send_tables[d]):
                 stats.bytes_raw[t] += (send[d][j].shape[0] if raw_rows is None else raw_rows[d][j]) * dim * 4
-    clock = _Clock(device)
+    clock = Clock(device)
     clock.mark()
-    if codec is None:  # raw fp32: one all-to-all, no sizes
+    if floats:  # raw fp32 (or simulate's reconstruction): one all-to-all, no sizes
+        if codec is not None:
+            send = [[codec.simulate(x, t, iteration) for x, t in zip(send[d], send_tables[d])] for d in range(world)]
+        if local:
+            for _ in range(3):  # encoded (simulated), exchanged, decoded
+                clock.mark()
+            if stats is not None:
+                stats.add_times(clock)
+            return [list(send[0])]
         flat = [x.reshape(-1) for d in range(world) for x in send[d]]
         inp = torch.cat(flat) if flat else torch.empty(0, device=device)
         in_splits = [sum(x.numel() for x in send[d]) for d in range(world)]
@@ -183,19 +221,24 @@ def exchange(send: list[list[torch.Tensor]], send_tables: list[list[int]], recv_
         send_lens = [codec.encoded_size(send[d][j].shape[0], dim) for d in range(world) for j in range(n_send[d])]
         recv_lens = [codec.encoded_size(r, dim) for r in flat_rows]
     else:
-        got = torch.empty(sum(n_recv), dtype=torch.int64, device=device)
-        _a2a(got, lengths, n_recv, n_send, group, "all-to-all (sizes)")
+        got = lengths
+        if not local:
+            got = torch.empty(sum(n_recv), dtype=torch.int64, device=device)
+            _a2a(got, lengths, n_recv, n_send, group, "all-to-all (sizes)")
         checks = codec.take_checks()
         host = torch.cat([lengths, got] + [c.to(torch.int64) for c in checks]).cpu().numpy()  # the one host sync
         if stats is not None:
             stats.syncs += 1
-            stats.size_bytes += lengths.numel() * 8
+            stats.size_bytes += 0 if local else lengths.numel() * 8
         send_lens, recv_lens = host[:len(flat_tables)].tolist(), host[len(flat_tables):len(flat_tables) + len(flat_rows)].tolist()
         tail = host[len(flat_tables) + len(flat_rows):]
         codec.raise_checks(np.split(tail, np.cumsum([c.numel() for c in checks])[:-1]) if checks else [])
-    out = torch.empty(sum(recv_lens), dtype=torch.uint8, device=device)
-    _a2a(out, buf[:sum(send_lens)], _splits(recv_lens, n_recv), _splits(send_lens, n_send), group,
-         f"all-to-all ({codec.name})")
+    if local:
+        out = buf[:sum(send_lens)]
+    else:
+        out = torch.empty(sum(recv_lens), dtype=torch.uint8, device=device)
+        _a2a(out, buf[:sum(send_lens)], _splits(recv_lens, n_recv), _splits(send_lens, n_send), group,
+             f"all-to-all ({codec.name})")
     clock.mark()
     flat_recv_tables = [t for s in range(world) for t in recv_tables[s]]
     decoded = iter(codec.decode_many(out, recv_lens, flat_rows, dim, flat_recv_tables))
@@ -217,8 +260,19 @@ class Comm:
         self.fwd_stats, self.bwd_stats = CommStats(num_tables), CommStats(num_tables)
         self.iteration, self.record = 0, True
 
-    def take_stats(self) -> dict:
-        return {"forward": self.fwd_stats.take(), "backward": self.bwd_stats.take()}
+    def split_stats(self) -> dict[str, CommStats]:
+        """Each direction's counters since the last call (times read when taken: no GPU wait)."""
+        return {"forward": self.fwd_stats.split(), "backward": self.bwd_stats.split()}
+
+    @contextmanager
+    def uncompressed(self):
+        """Inside: fp32 both ways and nothing recorded (evaluation: the seeds test uncompressed)."""
+        saved = self.forward_codec, self.backward_codec, self.record
+        self.forward_codec, self.backward_codec, self.record = None, None, False
+        try:
+            yield
+        finally:
+            self.forward_codec, self.backward_codec, self.record = saved
 
     def check(self) -> None:
         """Check the device decodes not yet checked (their flags are otherwise read at the next exchange)."""

@@ -7,6 +7,8 @@ tensor and back. Baselines (TorchRec's quantized comms, fbgemm's ``quantize_comm
 - ``int8``: row-wise 8-bit with an fp32 scale and bias per row (``FloatToFused8BitRowwise``).
 
 ``fp32`` / ``None`` is the uncompressed baseline (no codec; the all-to-all moves floats).
+``simulate`` is the seeds' mode: each slice is quantized and dequantized at its table's bound
+(what a quantizer codec reconstructs) and the all-to-all moves the floats; no bytes are made.
 Any other name is a dlrmcomp codec (``quant+ans``, ``quant+dedup+zstd``, ...): each slice is
 encoded to a self-describing frame with its own range and the table's relative bound from an
 :class:`~dlrmcomp.errorbound.EBSchedule` at the current iteration, so the frame's size is what
@@ -33,6 +35,9 @@ class CommCodec:
     name = "?"
     #: True when ``encoded_size(rows, dim)`` is exact (no size exchange is needed)
     fixed = True
+    #: False for a codec that only changes the floats (:meth:`simulate`); the exchange then moves
+    #: floats and counts no compressed bytes
+    makes_bytes = True
 
     def encoded_size(self, rows: int, dim: int) -> int:
         raise NotImplementedError
@@ -118,9 +123,44 @@ class Int8RowwiseCodec(CommCodec):
 
 @lru_cache(maxsize=512)
 def _frame_codec(name: str, eb: float):
+    """The codec ``name`` at relative bound ``eb`` (a lossless codec ignores the bound)."""
     from .. import codecs
 
-    return codecs.get(name, eb=eb, mode="rel")
+    return codecs.get(name, eb=eb, mode="rel") if codecs.is_lossy(name) else codecs.get(name)
+
+
+def quantize_dequantize_torch(x: torch.Tensor, eb: float, codes: str = "auto") -> torch.Tensor:
+    """:func:`~dlrmcomp.codecs.quantize.quantize_dequantize` of ``x`` at relative bound ``eb``,
+    on ``x``'s device with no host sync: the same grid (``Grid.for_range``), rounding, code range
+    and escapes (values that miss the bound, overflow the codes or are not finite stay as they
+    are), in float64 like the CPU kernel. Equal to the CPU function bit for bit."""
+    if x.numel() == 0:
+        return x.detach().clone()
+    x64 = x.detach().to(torch.float64)
+    finite = torch.isfinite(x64)
+    big = torch.finfo(torch.float64).max
+    any_finite = finite.any()
+    lo = torch.where(any_finite, torch.where(finite, x64, big).amin(), 0.0)
+    hi = torch.where(any_finite, torch.where(finite, x64, -big).amax(), 0.0)
+    eb_abs = eb * (hi - lo)
+    step = 2.0 * eb_abs
+    mid = 0.5 * lo + 0.5 * hi
+    k = mid / step + 0.5
+    ok_grid = torch.isfinite(step) & (step > 0) & torch.isfinite(1.0 / step) & torch.isfinite(k)
+    base = torch.floor(k) * step
+    base = torch.where(ok_grid, torch.where(torch.isfinite(base), base, mid), mid)
+    step = torch.where(ok_grid, step, 0.0)
+    if codes == "auto":
+        safe = torch.where(step > 0, step, 1.0)
+        max_code = torch.maximum(((lo - base) / safe).abs(), ((hi - base) / safe).abs())
+        qmax = torch.where((step == 0) | (max_code <= 127), 127.0, 32767.0)
+    else:
+        qmax = {"int8": 127.0, "int16": 32767.0}[codes]
+    inv = torch.where(step > 0, 1.0 / torch.where(step > 0, step, 1.0), 0.0)
+    q = torch.floor((x64 - base) * inv + 0.5)
+    recon = (base + q * step).to(x.dtype)
+    keep = ((x64 - recon.to(torch.float64)).abs() <= eb_abs) & (q.abs() <= qmax)
+    return torch.where(keep, recon, x.detach())
 
 
 def _gpu_codecs():
@@ -129,6 +169,44 @@ def _gpu_codecs():
     except Exception:  # noqa: BLE001  - absent or unusable: CPU path
         return None
     return gpu
+
+
+class SimulateCodec(CommCodec):
+    """The seeds' ``simulate`` mode as a codec: each slice quantized and dequantized at its
+    table's relative bound (``schedule``), exactly what ``quant+*`` codecs reconstruct; the
+    all-to-all then moves the floats and counts no compressed bytes. Gradients pass straight
+    through unless the backward direction has a codec too. On CUDA tensors the quantizer runs
+    on the device (:func:`quantize_dequantize_torch`); on the CPU it is the CPU kernel.
+    ``encode``/``decode`` give the reconstruction's fp32 bytes, for callers that want bytes."""
+
+    name = "simulate"
+    makes_bytes = False
+
+    def __init__(self, schedule: EBSchedule | None = None, codes: str = "auto"):
+        self.schedule, self.codes = schedule or EBSchedule(), codes
+
+    def bound(self, table: int, iteration: int) -> float:
+        return self.schedule.bound(table, iteration)
+
+    def simulate(self, x: torch.Tensor, table: int, iteration: int) -> torch.Tensor:
+        """The reconstruction of slice ``x`` (same shape, dtype and device)."""
+        from ..codecs.quantize import quantize_dequantize
+        from ..errorbound import ErrorBound
+
+        eb = self.bound(table, iteration)
+        if x.device.type != "cpu":
+            return quantize_dequantize_torch(x, eb, self.codes)
+        a = x.detach().numpy()
+        return torch.from_numpy(quantize_dequantize(a, ErrorBound(eb, "rel").resolve(a), self.codes))
+
+    def encoded_size(self, rows: int, dim: int) -> int:
+        return rows * dim * 4
+
+    def encode(self, x, table, iteration):
+        return self.simulate(x.float(), table, iteration).contiguous().view(-1).view(torch.uint8)
+
+    def decode(self, buf, rows, dim, table):
+        return buf.contiguous().view(torch.float32).view(rows, dim)
 
 
 class FrameCodec(CommCodec):
@@ -239,10 +317,13 @@ WIRE_CODECS = ("quant+ans", "gpu:quant+ans")
 
 
 def get_comm_codec(spec: str | None, schedule: EBSchedule | None = None) -> CommCodec | None:
-    """``None``/``fp32`` -> None (raw floats); ``fp16``/``bf16``/``int8`` baselines; ``quant+ans`` /
-    ``gpu:quant+ans``: the batched wire codec (GPU path on CUDA tensors); else a frame codec."""
+    """``None``/``fp32`` -> None (raw floats); ``simulate`` (quantize-dequantize, floats moved);
+    ``fp16``/``bf16``/``int8`` baselines; ``quant+ans`` / ``gpu:quant+ans``: the batched wire
+    codec (GPU path on CUDA tensors); else a frame codec."""
     if spec is None or spec in ("", "fp32", "none"):
         return None
+    if spec == "simulate":
+        return SimulateCodec(schedule)
     if spec == "fp16":
         return CastCodec(torch.float16)
     if spec == "bf16":
@@ -258,7 +339,8 @@ def get_comm_codec(spec: str | None, schedule: EBSchedule | None = None) -> Comm
 class QCommsConfig:
     """Forward (pooled embeddings) and backward (their gradients) codecs; fp32 = none.
 
-    ``forward``/``backward``: ``fp32`` | ``fp16`` | ``bf16`` | ``int8`` | a dlrmcomp codec name.
+    ``forward``/``backward``: ``fp32`` | ``simulate`` | ``fp16`` | ``bf16`` | ``int8`` | a dlrmcomp
+    codec name.
     ``dedup``: index-aware dedup of the forward payload (send each distinct row once).
     """
 

@@ -84,11 +84,13 @@ class DenseParts(nn.Module):
 
 class ShardedDLRM(nn.Module):
     """One rank's share of a :class:`~dlrmcomp.models.DLRM`: its tables (one fused
-    ``EmbeddingBag``) and a DDP replica of the MLPs. ``forward(global_batch)`` -> logits of this
-    rank's samples. Built from a full model so every world size starts from the same weights."""
+    ``EmbeddingBag``) and a replica of the MLPs (DDP when ``ddp``; default: with more than one
+    rank). ``forward(global_batch)`` -> logits of this rank's samples. Built from a full model so
+    every world size starts from the same weights; a rank that holds every table (world size 1)
+    uses the model's own ``EmbeddingBag``."""
 
     def __init__(self, full: DLRM, comm: Comm, dedup: bool = False, device: torch.device | str = "cpu",
-                 ddp: bool = True):
+                 ddp: bool | None = None):
         super().__init__()
         self.comm, self.dedup, self.device = comm, dedup, torch.device(device)
         sizes = full.sparse_arch.table_sizes
@@ -98,13 +100,17 @@ class ShardedDLRM(nn.Module):
         self.register_buffer("row_offsets", torch.tensor(np.r_[0, np.cumsum(mine)].astype(np.int64)),
                              persistent=False)
         self._offsets = [int(v) for v in np.r_[0, np.cumsum(mine)]]  # host copy for index arithmetic
-        self.bag = nn.EmbeddingBag(max(sum(mine), 1), self.dim, mode="sum", sparse=True)
-        with torch.no_grad():
-            for j, t in enumerate(self.tables):
-                self.bag.weight[self.row_offsets[j]:self.row_offsets[j + 1]] = full.sparse_arch.table(t)
+        if self.tables == list(range(self.num_tables)):
+            self.bag = full.sparse_arch.bag
+        else:
+            self.bag = nn.EmbeddingBag(max(sum(mine), 1), self.dim, mode="sum", sparse=True,
+                                       _weight=torch.zeros(max(sum(mine), 1), self.dim))
+            with torch.no_grad():
+                for j, t in enumerate(self.tables):
+                    self.bag.weight[self.row_offsets[j]:self.row_offsets[j + 1]] = full.sparse_arch.table(t)
         self.dense = DenseParts(full)
         self.to(self.device)
-        if ddp:
+        if ddp if ddp is not None else comm.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -136,14 +142,20 @@ class ShardedDLRM(nn.Module):
         a, b = starts[r], starts[r + 1]
         return self.dense(batch.dense[a:b].to(self.device), pooled)
 
+    def local_pooled(self, batch: Batch) -> torch.Tensor:
+        """Pooled rows of this rank's tables for every sample of ``batch``: [tables, B, D]."""
+        if not self.tables:
+            return torch.empty(0, batch.size, self.dim, device=self.device)
+        counts = torch.tensor([0] + [batch.indices[t].numel() for t in self.tables[:-1]]).cumsum(0)
+        idx = torch.cat([batch.indices[t] + o for t, o in zip(self.tables, self._offsets)])
+        off = torch.cat([batch.offsets[t] + c for t, c in zip(self.tables, counts)])
+        return self.bag(idx.to(self.device), off.to(self.device)).view(len(self.tables), batch.size, self.dim)
+
     def _pooled_payload(self, batch: Batch, starts) -> list[list[torch.Tensor]]:
         """send[d][j]: pooled rows of this rank's table j for rank d's samples."""
         if not self.tables:
             return [[] for _ in range(len(starts) - 1)]
-        counts = torch.tensor([0] + [batch.indices[t].numel() for t in self.tables[:-1]]).cumsum(0)
-        idx = torch.cat([batch.indices[t] + o for t, o in zip(self.tables, self._offsets)])
-        off = torch.cat([batch.offsets[t] + c for t, c in zip(self.tables, counts)])
-        out = self.bag(idx.to(self.device), off.to(self.device)).view(len(self.tables), batch.size, self.dim)
+        out = self.local_pooled(batch)
         return [[out[j, starts[d]:starts[d + 1]] for j in range(len(self.tables))] for d in range(len(starts) - 1)]
 
     def _dedup_payload(self, batch: Batch, starts):

@@ -117,20 +117,6 @@ def alltoall_worker(rank, world, port, outdir, specs, num_tables=5, dim=16):
         raise
 
 
-def train_worker(rank, world, port, outdir, cfg_dict, forward=None, backward=None, dedup=False):
-    """A short model-parallel run; rank 0 saves the gathered weights and the summary."""
-    from ..train import TrainConfig
-    from .train import DistTrainer, init_process_group
-
-    init_process_group("gloo", timeout=30, rank=rank, world=world, port=port)
-    trainer = DistTrainer(TrainConfig(**cfg_dict), outdir, forward=forward, backward=backward, dedup=dedup)
-    summary = trainer.run()
-    state = trainer.state_dict_full()
-    if rank == 0:
-        torch.save({"state": state, "summary": summary}, os.path.join(outdir, "dist_result.pt"))
-    torch.distributed.destroy_process_group()
-
-
 def failure_worker(rank, world, port, outdir, mode, timeout):
     """Rank ``world - 1`` dies (``mode='die'``) or stalls (``'stall'``) before the all-to-all; the
     others record what the all-to-all raised and how long it took."""

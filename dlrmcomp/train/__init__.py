@@ -1,7 +1,8 @@
-"""Training with compression of the embedding payload; profiles for smoke / demo / full runs."""
-from .compression import MODES, PayloadCompressor
+"""Training with compression of the embedding all-to-all, one trainer at every world size;
+profiles for smoke / demo / full runs."""
+from .device import DeviceFeed, resolve_device
 from .logs import parse_reference_log, read_jsonl
-from .loop import TrainConfig, Trainer, evaluate, make_data, train
+from .loop import MODES, TrainConfig, Trainer, comm_specs, evaluate, make_data, train
 from .metrics import auc_score, binary_metrics
 
 #: Run sizes per profile: smoke = seconds (tests, CI), demo = the issue's numbers, full = long.
@@ -22,5 +23,6 @@ def profile_config(profile: str, **overrides) -> TrainConfig:
 
 from .compare import compare, summary_table  # noqa: E402  (needs profile_config)
 
-__all__ = ["MODES", "compare", "summary_table", "PROFILES", "PayloadCompressor", "TrainConfig", "Trainer", "auc_score", "binary_metrics",
-           "evaluate", "make_data", "parse_reference_log", "profile_config", "read_jsonl", "train"]
+__all__ = ["MODES", "compare", "summary_table", "PROFILES", "DeviceFeed", "TrainConfig", "Trainer", "auc_score",
+           "binary_metrics", "comm_specs", "evaluate", "make_data", "parse_reference_log", "profile_config",
+           "read_jsonl", "resolve_device", "train"]

@@ -1,3 +1,0 @@
-from .cli import worker_main
-
-raise SystemExit(worker_main())
