@@ -70,3 +70,28 @@ def test_load_seed_lines(tmp_path):
     df = sp.load_results(path)
     assert list(df.columns) == ["codec", "table", "cr", "tc", "td"]
     assert list(df.codec) == ["ans_comp"] * 2 and df.cr.tolist() == [2.34, 2.05]
+
+
+def test_select_one_bound_of_a_sweep():
+    swept = pd.DataFrame({"codec": ["quant+ans@0.01", "quant+ans@0.03", "zstd", "sz3@0.03", "quant+lz4@0.03"],
+                          "table": [0] * 5, "cr": [5.0, 9.0, 2.0, 8.0, 7.0], "tc": [1.0] * 5, "td": [1.0] * 5})
+    picked = sp.select(swept, ["quant+ans", "zstd", "sz3"], 0.03)
+    assert list(picked.codec) == ["quant+ans", "zstd", "sz3"] and list(picked.cr) == [9.0, 2.0, 8.0]
+    assert list(sp.select(swept, None, 0.01).codec) == ["quant+ans", "zstd"]
+    assert list(sp.select(swept).codec) == list(swept.codec)  # no bound: names kept as they are
+    with pytest.raises(ValueError, match="no rates"):
+        sp.select(swept, ["huffman"], 0.03)
+
+
+def test_a_swept_bench_csv_gives_one_line_per_codec(tmp_path):
+    """Notebook 02's CSV (3 bounds x 6 codecs) feeds notebook 03: picked at one bound, 6 lines, not 18."""
+    codecs = ["quant+ans", "quant+zstd", "quant+lz4", "quant+huffman", "quant+dedup+ans", "sz3"]
+    rows = [{"codec": c, "table": t, "snapshot": k, "eb": eb, "ratio": 10.0 * eb / 0.03, "compress_gbps": 1.0,
+             "decompress_gbps": 2.0} for c in codecs for eb in (0.01, 0.03, 0.1) for t in range(2) for k in range(2)]
+    rows += [{"codec": "zstd", "table": t, "snapshot": k, "eb": np.nan, "ratio": 1.5, "compress_gbps": 1.0,
+              "decompress_gbps": 2.0} for t in range(2) for k in range(2)]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    rates = sp.load_results(tmp_path / "results.csv")
+    assert len(set(rates.codec)) == 19
+    per_codec = sp.codec_rates(sp.select(rates, codecs + ["zstd"], 0.03))
+    assert list(per_codec.codec) == codecs + ["zstd"] and per_codec.cr.tolist() == pytest.approx([10.0] * 6 + [1.5])

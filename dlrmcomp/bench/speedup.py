@@ -108,6 +108,27 @@ def codec_rates(rates: pd.DataFrame) -> pd.DataFrame:
     return rates.groupby("codec", sort=False)[["cr", "tc", "td"]].agg(harmonic).reset_index()
 
 
+def select(rates: pd.DataFrame, codecs=None, eb: float | None = None) -> pd.DataFrame:
+    """The rows of ``codecs`` (all when None) at the bound ``eb``.
+
+    Where a bench swept several bounds the names are ``codec@eb`` (:func:`benchmark.split_bounds`):
+    with ``eb`` given, only that bound's rows stay, named ``codec``; names without a bound always
+    match. ValueError when nothing is left (the message lists what there was).
+    """
+    parts = rates.codec.astype(str).str.split("@", n=1)
+    base = parts.str[0]
+    keep = pd.Series(True, index=rates.index)
+    if eb is not None:
+        bound = pd.to_numeric(parts.str[1], errors="coerce")
+        keep &= bound.isna() | np.isclose(bound, eb, rtol=1e-9, atol=0)
+    if codecs is not None:
+        keep &= base.isin(list(codecs))
+    out = rates[keep].assign(codec=base[keep] if eb is not None else rates.codec[keep])
+    if out.empty:
+        raise ValueError(f"no rates for codecs {codecs} at eb {eb}; there are {sorted(set(rates.codec))}")
+    return out.reset_index(drop=True)
+
+
 def load_results(path) -> pd.DataFrame:
     """(codec, table, cr, tc, td) from a bench CSV, a ``dlrmcomp parse`` CSV or a seed ``cr tc td`` file."""
     path = Path(path)

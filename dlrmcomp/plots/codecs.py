@@ -64,7 +64,7 @@ def bound_slider(x: np.ndarray, codec_name: str = "quant+ans", bounds=(1e-4, 1e-
         return field_view(x, decompress(frame), f"{codec_name} at eb={eb:g}: ratio {x.nbytes / len(frame):.1f}")
 
     fig = view(bounds[len(bounds) // 2])
-    widgets.interactive(lambda eb: (view(eb), plt.show()),
+    widgets.interactive(view, static=fig,
                         eb=lambda w: w.SelectionSlider(options=list(bounds), value=bounds[len(bounds) // 2],
                                                        description="eb", continuous_update=False))
     return fig

@@ -22,15 +22,30 @@ def live_kernel() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def interactive(fn, **controls) -> None:
-    """Display ``ipywidgets.interactive(fn, **controls)`` in a live kernel; nothing otherwise.
+def interactive(draw, static=None, **controls) -> None:
+    """Display ``ipywidgets.interactive`` over ``draw`` in a live kernel; nothing otherwise.
 
+    ``draw(**values)`` returns a new matplotlib Figure; each call's figure is closed in pyplot
+    (so ipywidgets' flush of open figures does not show it) and displayed once in the widget's
+    output. The old code let ``plt.show()`` flush every open figure, the static one included, so
+    each widget showed two figures until its first redraw (tests/test_browser.py). ``static``,
+    the figure the caller drew for headless runs and ``record()``, is taken out of pyplot in a live
+    kernel so that it is not shown next to (or inside) the widget's own; it can still be saved.
     ``controls`` maps parameter names to factories ``lambda widgets: widgets.FloatSlider(...)`` so
     that headless callers never import ipywidgets.
     """
     if not live_kernel():
         return
     import ipywidgets
+    import matplotlib.pyplot as plt
     from IPython.display import display
 
-    display(ipywidgets.interactive(fn, **{name: make(ipywidgets) for name, make in controls.items()}))
+    if static is not None:
+        plt.close(static)
+
+    def redraw(**values):
+        fig = draw(**values)
+        plt.close(fig)  # before ipywidgets flushes open figures: shown once, by display() below
+        display(fig)
+
+    display(ipywidgets.interactive(redraw, **{name: make(ipywidgets) for name, make in controls.items()}))
