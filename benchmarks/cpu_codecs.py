@@ -1,139 +1,84 @@
-"""Our CPU recipes vs zstd / lz4 / zlib / constriction ANS / SZ3 on the DESIGN.md payload.
+"""Our CPU recipes vs zstd / lz4 / zlib / constriction ANS / SZ3 on the DESIGN.md payload, at batch sizes.
 
-Every contestant gets the same per-table bound (rel, resolved per table) and includes its
-quantization; throughput is over the fp32 bytes in, single-threaded, median of --repeat runs
-after a warm-up. Usage::
+For each batch (rows a table) the payload is ``--tables`` tables x batch x ``--dim`` fp32 (Zipf
+lookups). Every contestant codes the whole batch of tables per call (ours: ``encode_batch`` /
+``decode_batch``; the others loop over the tables), gets the same relative bound, resolved per
+table inside its timed encode, and includes its quantization. Throughput is over the fp32 bytes
+in; contestants are timed interleaved, ``--stat`` (min: best of, median) of ``--repeat`` rounds
+(more until each has ``--min-seconds`` of timed rounds) after a warm-up round (:func:`dlrmcomp.bench.runner.run`). ``--threads N`` adds rows of ours coding
+the tables on N threads. Usage::
 
-    python benchmarks/cpu_codecs.py [--batch 65536 --dim 64 --tables 26 --eb 0.03 --repeat 3]
+    python benchmarks/cpu_codecs.py [--batch 128,1024,8192,65536 --dim 64 --tables 26 --eb 0.03 --repeat 3]
 """
 from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 
-import numpy as np
 import pandas as pd
 
-import dlrmcomp
-from dlrmcomp import codecs
 from dlrmcomp.bench.payload import embedding_payload
-from dlrmcomp.codecs.entropy import entropy_bits
-from dlrmcomp.codecs.quantize import LinearQuantizer, Quantized
+from dlrmcomp.bench.runner import ConstrictionAns, FrameCodec, Sz3, order0_bytes, run
 
-OURS = ["quant+dedup+ans", "quant+dedup+huffman", "quant+ans", "quant+huffman"]
+OURS = ["quant+match+ans", "quant+match+huffman", "quant+dedup+ans", "quant+dedup+huffman", "quant+ans", "quant+huffman"]
 LIBRARY_RECIPES = [("quant+zstd", 1), ("quant+zstd", 3), ("quant+lz4", None), ("quant+zlib", 1)]
 
 
-def recipe(name: str, eb: float, level: int | None):
-    codec = codecs.get(name, eb=eb, mode="abs", dtype="int8", **({} if level is None else {"level": level}))
-    return codec.encode, dlrmcomp.decompress
-
-
-def constriction_ans(eb: float):
-    """Our quantizer + constriction's stack ANS with the codes' own categorical model."""
-    import constriction
-
-    quantizer = LinearQuantizer("int8")
-
-    def encode(x):
-        q = quantizer.quantize(x, eb)
-        sym = q.codes.reshape(-1).astype(np.int32) + 128
-        counts = np.bincount(sym, minlength=256).astype(np.float64)
-        model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
-        coder = constriction.stream.stack.AnsCoder()
-        coder.encode_reverse(sym, model)
-        return (coder.get_compressed(), counts, q, x.shape)
-
-    def decode(blob):
-        words, counts, q, shape = blob
-        model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
-        sym = constriction.stream.stack.AnsCoder(words).decode(model, int(np.prod(shape)))
-        codes = (sym - 128).astype(np.int8).reshape(shape)
-        return LinearQuantizer.dequantize(Quantized(codes, q.escapes, q.grid), np.float32)
-
-    return encode, decode
-
-
-def sz3(eb: float):
-    """SZ3 through pysz on the raw floats, absolute bound (no verification pass: the library alone)."""
-    from pysz import sz, szConfig, szErrorBoundMode
-
-    def encode(x):
-        cfg = szConfig(*x.shape)
-        cfg.errorBoundMode = szErrorBoundMode.ABS
-        cfg.absErrorBound = eb
-        return (sz.compress(x, cfg)[0], x.shape)
-
-    def decode(blob):
-        return sz.decompress(blob[0], np.float32, blob[1])[0]
-
-    return encode, decode
-
-
-def nbytes(blob) -> int:
-    if isinstance(blob, (bytes, bytearray)):
-        return len(blob)
-    if isinstance(blob, tuple) and isinstance(blob[0], np.ndarray):  # constriction / sz3
-        extra = 256 * 4 if len(blob) == 4 else 0  # the model travels with the data
-        return blob[0].nbytes + extra
-    raise TypeError(type(blob))
-
-
-def median_seconds(fn, arg, repeat: int) -> tuple[object, float]:
-    out = fn(arg)  # warm-up (JIT, caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn(arg)
-        times.append(time.perf_counter() - start)
-    return out, float(np.median(times))
-
-
-def run(tables: list[np.ndarray], eb_rel: float, repeat: int) -> pd.DataFrame:
-    bounds = [dlrmcomp.ErrorBound(eb_rel).resolve(t) for t in tables]
-    raw = sum(t.nbytes for t in tables)
-    contestants = {name: [recipe(name, eb, None) for eb in bounds] for name in OURS}
+def contestants(eb: float, threads: int = 1, ours=OURS) -> list:
+    out = [FrameCodec(name, eb, dtype="int8") for name in ours]
+    if threads > 1:
+        out += [FrameCodec(name, eb, dtype="int8", threads=threads, label=f"{name} ({threads} threads)") for name in ours[:2]]
     for name, level in LIBRARY_RECIPES:
-        label = f"{name.split('+')[1]}-{level}" if level else name.split("+")[1]
-        contestants[f"quant+{label}"] = [recipe(name, eb, level) for eb in bounds]
-    contestants["constriction ANS"] = [constriction_ans(eb) for eb in bounds]
-    contestants["SZ3 (pysz)"] = [sz3(eb) for eb in bounds]
-    rows = []
-    for label, fns in contestants.items():
-        size = t_enc = t_dec = 0.0
-        worst = 0.0
-        for x, eb, (enc, dec) in zip(tables, bounds, fns):
-            blob, te = median_seconds(enc, x, repeat)
-            y, td = median_seconds(dec, blob, repeat)
-            size, t_enc, t_dec = size + nbytes(blob), t_enc + te, t_dec + td
-            worst = max(worst, float(np.abs(y.astype(np.float64) - x).max()) / eb)
-        rows.append({"codec": label, "ratio": raw / size, "compress_GBps": raw / t_enc / 1e9,
-                     "decompress_GBps": raw / t_dec / 1e9, "max_err/eb": worst})
-    codes = [LinearQuantizer("int8").quantize(x, eb).codes for x, eb in zip(tables, bounds)]
-    entropy_bytes = sum(entropy_bits(c) for c in codes) / 8
-    df = pd.DataFrame(rows)
-    df["% of order-0 bound"] = 100 * df["ratio"] / (raw / entropy_bytes)
-    df.attrs["order0_ratio"] = raw / entropy_bytes
-    return df
+        label = f"{name}-{level}" if level else name
+        out.append(FrameCodec(name, eb, dtype="int8", label=label, **({} if level is None else {"level": level})))
+    return out + [ConstrictionAns(eb), Sz3(eb)]
+
+
+def bench(batches, dim: int, n_tables: int, eb: float, zipf: float, repeat: int, stat: str, threads: int,
+          min_seconds: float = 0.0, clock: str = "wall") -> pd.DataFrame:
+    frames = []
+    for batch in batches:
+        tables = embedding_payload(batch, dim, n_tables, exponent=zipf)
+        df = pd.DataFrame(run(contestants(eb, threads), tables, repeat, stat, eb, min_seconds, clock))
+        df.insert(0, "batch", batch)
+        df["% of order-0 bound"] = 100 * df["ratio"] / (df["raw_bytes"] / order0_bytes(tables, eb, dtype="int8"))
+        frames.append(df)
+        print(f"batch {batch}: done", file=sys.stderr, flush=True)
+    return pd.concat(frames, ignore_index=True)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=65536)
+    p.add_argument("--batch", default="65536", help="rows a table, comma list (default 65536)")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--tables", type=int, default=26)
     p.add_argument("--eb", type=float, default=0.03)
     p.add_argument("--zipf", type=float, default=1.05)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--stat", choices=("min", "median"), default="min")
+    p.add_argument("--min-seconds", type=float, default=0.5,
+                   help="more rounds until each contestant has been timed this long (small batches)")
+    p.add_argument("--threads", type=int, default=1, help="also time ours on this many threads (needs --clock wall)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: CPU time of the thread (a shared machine's load is not counted)")
+    p.add_argument("--out", help="CSV of every row")
     args = p.parse_args(argv)
-    tables = embedding_payload(args.batch, args.dim, args.tables, exponent=args.zipf)
-    df = run(tables, args.eb, args.repeat)
-    mb = sum(t.nbytes for t in tables) / 1e6
-    print(f"payload: {args.tables} tables x {args.batch} x {args.dim} fp32 = {mb:.0f} MB, Zipf {args.zipf}, "
-          f"eb {args.eb} rel per table, int8 codes; {platform.processor() or platform.machine()}, 1 thread")
-    print(f"order-0 entropy bound of the codes: ratio {df.attrs['order0_ratio']:.2f}")
-    print(df.to_markdown(index=False, floatfmt=".2f"))
+    if args.threads > 1 and args.clock == "cpu":
+        p.error("--threads times wall clock: use --clock wall")
+    batches = [int(b) for b in args.batch.split(",")]
+    started = time.strftime("%Y-%m-%d %H:%M")
+    df = bench(batches, args.dim, args.tables, args.eb, args.zipf, args.repeat, args.stat, args.threads,
+               args.min_seconds, args.clock)
+    if args.out:
+        df.to_csv(args.out, index=False)
+    print(f"payload: {args.tables} tables x batch x {args.dim} fp32, Zipf {args.zipf}, eb {args.eb} rel per table, "
+          f"int8 codes; {platform.processor() or platform.machine()}, 1 thread unless marked; {args.stat} of "
+          f">= {args.repeat} interleaved rounds ({args.clock} clock); started {started}")
+    cols = ["batch", "codec", "ratio", "compress_gbps", "decompress_gbps", "% of order-0 bound", "violations"]
+    print(df[cols].rename(columns={"compress_gbps": "compress GB/s", "decompress_gbps": "decompress GB/s"})
+          .to_markdown(index=False, floatfmt=".3g"))
 
 
 if __name__ == "__main__":

@@ -128,3 +128,126 @@ def execute_notebook(stem: str, tmp_path: Path, profile: str = "smoke", **parame
     run = execute(notebooks_dir() / f"{stem}.ipynb", tmp_path, profile, parameters, cell_timeout=600)
     assert run.ok, run.error
     return read_results(run.out_dir)
+
+
+# -- adapters -----------------------------------------------------------------------------------
+
+def check_numcodec(codec) -> None:
+    """A numcodecs face of a dlrmcomp codec: JSON config rebuilt by ``numcodecs.get_codec``, repr
+    evaluates back to an equal codec, the id carries the dlrmcomp name."""
+    import numcodecs
+
+    from dlrmcomp.adapters import numcodecs as adapter
+
+    config = json.loads(json.dumps(codec.get_config()))
+    assert config["id"] == adapter.PREFIX + codec.codec.name == type(codec).codec_id
+    assert numcodecs.get_codec(config) == codec
+    assert eval(repr(codec), vars(adapter)) == codec
+
+
+def torchrec_available() -> bool:
+    """torchrec with its fbgemm ops importable (any failure, e.g. a CPU fbgemm next to a CUDA torch: no)."""
+    try:
+        import torchrec.distributed.embeddingbag  # noqa: F401
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+#: the 2-rank TorchRec test: 4 tables of dim 16 placed table-wise, with very different scales so that
+#: a wrong table layout would put a big table's bound on a small one
+TR_LAYOUT, TR_DIM, TR_ROWS, TR_BATCH = [[0, 3], [1, 2]], 16, 50, 8
+TR_SCALES = (0.01, 1.0, 10.0, 0.1)
+
+
+def tr_weights(table: int):
+    import torch
+
+    g = torch.Generator().manual_seed(100 + table)
+    return torch.randn(TR_ROWS, TR_DIM, generator=g) * TR_SCALES[table]
+
+
+def tr_batch(rank: int, step: int):
+    """(ids [4, B, 2], output gradient G [B, 4 * D]) of ``rank`` at ``step``: every bag has 2 ids."""
+    import torch
+
+    g = torch.Generator().manual_seed(1000 * step + rank)
+    ids = torch.randint(0, TR_ROWS, (4, TR_BATCH, 2), generator=g)
+    return ids, torch.randn(TR_BATCH, 4 * TR_DIM, generator=g) * torch.tensor(TR_SCALES).repeat_interleave(TR_DIM)
+
+
+def torchrec_ebc_worker(rank, world, port, outdir, specs, schedule_dict, steps=2):
+    """A table-wise sharded EmbeddingBagCollection on ``world`` gloo ranks per registry spec
+    (``fp32``, ``ours``: our codec both ways, ``mixed``: ours forward + TorchRec FP16 backward);
+    records, per spec and step, the pooled outputs and the weight gradients of the local tables."""
+    import pickle
+    import traceback
+
+    import torch
+
+    from dlrmcomp.dist.train import init_process_group
+
+    try:
+        init_process_group("gloo", timeout=60, rank=rank, world=world, port=port)
+        from torchrec import EmbeddingBagCollection, EmbeddingBagConfig, KeyedJaggedTensor
+        from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+        from torchrec.distributed.fbgemm_qcomm_codec import CommType, QCommsConfig, get_qcomm_codecs_registry
+        from torchrec.distributed.model_parallel import DistributedModelParallel
+        from torchrec.distributed.types import ShardingPlan
+
+        from dlrmcomp import EBSchedule
+        from dlrmcomp.adapters.torchrec import qcomm_codecs_registry, set_layout, table_wise_plan, tables_per_rank
+
+        names = [f"t{i}" for i in range(4)]
+        configs = [EmbeddingBagConfig(name=n, embedding_dim=TR_DIM, num_embeddings=TR_ROWS, feature_names=[f"f{i}"])
+                   for i, n in enumerate(names)]
+        results = {}
+        for spec in specs:
+            registry = None
+            if spec != "fp32":
+                registry = qcomm_codecs_registry(EBSchedule.from_dict(schedule_dict), row_dim=TR_DIM)
+            if spec == "mixed":
+                theirs = get_qcomm_codecs_registry(QCommsConfig(CommType.FP16, CommType.FP16), device=torch.device("cpu"))
+                op = "POOLED_EMBEDDINGS_ALL_TO_ALL"
+                registry[op] = type(theirs[op])(forward=registry[op].forward, backward=theirs[op].backward)
+            sharder = EmbeddingBagCollectionSharder(qcomm_codecs_registry=registry)
+            ebc = EmbeddingBagCollection(tables=configs, device=torch.device("meta"))
+            plan = table_wise_plan(ebc, TR_LAYOUT, sharder)
+            if registry is not None:
+                set_layout(registry, tables_per_rank(plan, names, world))
+            model = DistributedModelParallel(ebc, device=torch.device("cpu"), plan=ShardingPlan({"": plan}),
+                                             sharders=[sharder])
+            params = {}
+            with torch.no_grad():
+                for key, value in model.state_dict().items():
+                    table = int(key.split(".")[-2][1:])
+                    for shard in value.local_shards():
+                        shard.tensor.copy_(tr_weights(table))
+                for name, p in model.named_parameters():
+                    params[int(name.split(".")[-2][1:]) if name.split(".")[-2][1:].isdigit() else name] = p
+            steps_out = []
+            for step in range(steps):
+                ids, grad = tr_batch(rank, step)
+                kjt = KeyedJaggedTensor(keys=[f"f{i}" for i in range(4)], values=ids.reshape(-1),
+                                        lengths=torch.full((4 * TR_BATCH,), 2))
+                model.zero_grad(set_to_none=True)
+                out = model(kjt)
+                out = out.wait() if hasattr(out, "wait") else out
+                pooled = torch.cat([out[f"f{i}"] for i in range(4)], dim=1)
+                (pooled * grad).sum().backward()
+                grads = {k: p.grad.detach().clone() for k, p in params.items() if p.grad is not None}
+                steps_out.append({"pooled": pooled.detach().clone(), "grads": grads})
+            record = {"steps": steps_out, "params": sorted(str(k) for k in params)}
+            if registry is not None:
+                codecs = registry["POOLED_EMBEDDINGS_ALL_TO_ALL"]
+                record["forward"] = {"violations": codecs.forward.violations, "last": codecs.forward.last}
+                if hasattr(codecs.backward, "violations"):
+                    record["backward"] = {"violations": codecs.backward.violations, "last": codecs.backward.last}
+            results[spec] = record
+        with open(os.path.join(outdir, f"tr.{rank}.pkl"), "wb") as f:
+            pickle.dump(results, f)
+        torch.distributed.destroy_process_group()
+    except Exception:  # noqa: BLE001
+        with open(os.path.join(outdir, f"tr.{rank}.pkl"), "wb") as f:
+            pickle.dump({"error": traceback.format_exc()}, f)
+        raise

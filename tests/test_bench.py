@@ -2,16 +2,18 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dlrmcomp.bench import benchmark, dumps, pad, payload, quantize
+from dlrmcomp.bench import benchmark, dumps, pad, payload, quantize, runner
 from dlrmcomp.data.dumps import DumpWriter
 from dlrmcomp.errorbound import EBSchedule
 
 SIZES = (1460, 583, 10131227, 305)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +117,61 @@ def test_summaries_never_average_different_bounds():
              "decompress_gbps": 1.0} for eb, r in ((0.01, 5.0), (0.1, 20.0))]
     summary = benchmark.codec_summary(pd.DataFrame(rows)).set_index("codec")
     assert summary.ratio.to_dict() == {"quant+ans@0.01": 5.0, "quant+ans@0.1": 20.0}
+
+
+# -- the one runner ----------------------------------------------------------------------------
+class Recorder(runner.Contestant):
+    """A contestant that notes when it runs (and codes nothing)."""
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def encode(self, xs):
+        self.log.append((self.name, "encode"))
+        return [x.tobytes() for x in xs]
+
+    def decode(self, blobs):
+        self.log.append((self.name, "decode"))
+        return [np.frombuffer(b, np.float32).reshape(-1, 16).copy() for b in blobs]
+
+
+def test_runner_interleaves_rounds_and_keeps_one_schema():
+    log = []
+    xs = payload.embedding_payload(64, 16, 2)
+    rows = runner.run([Recorder("a", log), Recorder("b", log)], xs, repeat=2, stat="min", clock="cpu")
+    assert log == [(n, s) for _ in range(3) for n in "ab" for s in ("encode", "decode")]  # warm-up + 2 rounds
+    assert [r["codec"] for r in rows] == ["a", "b"] and all(tuple(r) == runner.ROW for r in rows)
+    assert rows[0]["ratio"] == 1.0 and rows[0]["violations"] == 0
+    log.clear()
+    runner.run([Recorder("a", log)], xs, repeat=1, min_seconds=0.02)
+    assert len(log) > 4  # rounds go on until each contestant was timed for min_seconds
+
+
+def test_runner_adapters_keep_the_bound():
+    pytest.importorskip("constriction")
+    pytest.importorskip("pysz")
+    xs = payload.embedding_payload(256, 16, 3)
+    contestants = [runner.FrameCodec("quant+match+ans", 0.03, threads=2, label="ours x2"),
+                   runner.FrameCodec("quant+zstd", 0.03, label="quant+zstd-1"), runner.ConstrictionAns(0.03), runner.Sz3(0.03)]
+    rows = runner.run(contestants, xs, repeat=1)
+    assert [r["codec"] for r in rows] == ["ours x2", "quant+zstd-1", "constriction ANS", "SZ3 (pysz)"]
+    assert all(r["violations"] == 0 and r["ratio"] > 3 for r in rows)
+
+
+def test_cpu_codecs_benchmark_rows(monkeypatch):
+    import importlib.util
+
+    from dlrmcomp.codecs import base
+
+    pytest.importorskip("constriction")
+    pytest.importorskip("pysz")
+    monkeypatch.setattr(base, "_registry", dict(base._registry))  # the match recipes register on use
+    spec = importlib.util.spec_from_file_location("cpu_codecs", ROOT / "benchmarks" / "cpu_codecs.py")
+    cpu_codecs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cpu_codecs)
+    df = cpu_codecs.bench([128, 512], dim=16, n_tables=4, eb=0.03, zipf=1.05, repeat=1, stat="min", threads=2)
+    assert set(df.batch) == {128, 512} and (df.violations == 0).all()
+    names = set(df.codec)
+    assert {"quant+match+ans", "quant+zstd-1", "quant+zstd-3", "quant+lz4", "constriction ANS", "SZ3 (pysz)",
+            "quant+match+ans (2 threads)"} <= names
+    assert df["% of order-0 bound"].between(10, 500).all()

@@ -12,7 +12,7 @@ from common import (check_backwards_compatibility, check_config, check_corruptio
                     check_error_bound, check_tampered_payload)
 
 LOSSY = ["quant+ans", "quant+huffman", "quant+zstd", "quant+lz4", "quant+zlib", "quant+dedup+ans",
-         "quant+dedup+huffman", "quant+dedup+zstd", "sz3", "zfp"]
+         "quant+dedup+huffman", "quant+dedup+zstd", "sz3", "zfp", "dct+quant"]
 LOSSLESS = ["zstd", "lz4", "zlib", "dedup+zstd"]
 
 

@@ -2,9 +2,10 @@
 
 Rows: one per (table, snapshot, codec, bound), with the ratio vs fp32 and vs the quantized codes
 and the (de)compression throughput in GB/s of fp32 input (median of ``repeat`` timed runs after
-one warm-up, :func:`dlrmcomp.bench.sweep.timed`). A pseudo-codec ``entropy0`` gives the order-0
-entropy of the codes: the ratio an ideal symbol coder reaches. Per table, the artifact's parsers
-take harmonic means across snapshots (:func:`table_summary`).
+one warm-up), measured by the one runner (:mod:`dlrmcomp.bench.runner`, its row schema). A
+pseudo-codec ``entropy0`` gives the order-0 entropy of the codes: the ratio an ideal symbol coder
+reaches. Per table, the artifact's parsers take harmonic means across snapshots
+(:func:`table_summary`).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from ..io import atomic_write, write_json
 from . import dumps
 from .payload import embedding_payload
 from .quantize import snapshot_bound
-from .sweep import measure
+from .runner import measure
 
 ENTROPY = "entropy0"
 METRICS = ("ratio", "compress_gbps", "decompress_gbps")
@@ -189,6 +190,11 @@ def write_results(df: pd.DataFrame, path, command: Sequence[str] | str | None = 
 def codec_list(spec: str) -> list[str]:
     """'all' -> every available codec; else a comma list, checked."""
     names = codecs.available() if spec == "all" else spec.split(",")
+    for n in names:  # a valid recipe needs no registration (quant+match+huffman, ...)
+        try:
+            codecs.is_lossy(n)
+        except ValueError:
+            pass
     missing = [n for n in names if n not in codecs.available()]
     if missing:
         raise ValueError(f"codecs not available here: {missing}; available: {codecs.available()}")

@@ -37,11 +37,20 @@ def _register_if_recipe(name: str) -> None:
         pass
 
 
+def _dct_codec(class_name: str, **params) -> Codec:
+    """The DCT+Chop codecs import torch, so their module loads on first use (``import dlrmcomp`` stays light)."""
+    from . import dct
+
+    return getattr(dct, class_name)(**params)
+
+
 for _recipe in RECIPES:
     register_recipe(_recipe)
 base._fallback = _register_if_recipe
 register("sz3", SZ3, requires=("pysz",))
 register("zfp", ZFP, requires=("zfpy",))
+register("dct", partial(_dct_codec, "Dct"), lossy=False)  # lossy, but it takes no bound: eb=None
+register("dct+quant", partial(_dct_codec, "DctQuant"))
 from . import gpu as _gpu  # noqa: E402,F401 - registers gpu:/nvcomp: codecs; imports no cupy
 
 __all__ = ["Codec", "ErrorBoundedCodec", "FrameHeader", "Pipeline", "RECIPES", "available", "from_config",

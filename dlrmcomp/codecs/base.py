@@ -59,6 +59,10 @@ class Codec(ABC):
     @abstractmethod
     def encode_payload(self, x: np.ndarray, eb_abs: float | None) -> bytes: ...
 
+    def frame_stats(self, x: np.ndarray, payload: bytes) -> dict | None:
+        """What the frame records beside the bound (a codec without a bound: what it achieved)."""
+        return None
+
     @abstractmethod
     def decode_payload(self, payload: memoryview, header: framing.FrameHeader) -> np.ndarray: ...
 
@@ -76,12 +80,22 @@ class Codec(ABC):
         x = self.check_input(x)
         eb_abs = self.resolve_bound(x)
         payload = self.encode_payload(x, eb_abs)
-        return framing.pack(framing.FrameHeader(self.get_config(), x.dtype, x.shape, eb_abs), payload)
+        stats = self.frame_stats(x, payload)
+        return framing.pack(framing.FrameHeader(self.get_config(), x.dtype, x.shape, eb_abs, stats), payload)
 
     def decode(self, frame) -> np.ndarray:
         """Decompress a frame written by this codec (any codec: see :func:`dlrmcomp.decompress`)."""
         header, payload = framing.unpack(frame)
         return decode_checked(self, payload, header)
+
+    # -- batches (codecs that code many arrays in one launch override these) -----------------
+    def encode_batch(self, xs) -> list[bytes]:
+        """Arrays -> one frame each."""
+        return [self.encode(x) for x in xs]
+
+    def decode_batch(self, frames) -> list:
+        """Frames -> one array each (numpy; a device codec returns arrays on its device)."""
+        return [self.decode(f) for f in frames]
 
 
 def decode_checked(codec: Codec, payload, header: framing.FrameHeader) -> np.ndarray:

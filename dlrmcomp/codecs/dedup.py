@@ -1,9 +1,15 @@
-"""Vector dedup: a 2-D array of rows -> its distinct rows + the inverse index.
+"""Vector dedup: a 2-D array of rows -> its distinct rows + the inverse index (or matches).
 
 The in-process counterpart of GPULZ's vector matching: in a batch of embedding lookups popular
 rows repeat whole, so sending each distinct row once plus one small index per row pays more
 than any byte-level match finder. Rows are hashed in one pass (open addressing, rows compared
 word by word on a hash hit), so the cost is linear in the payload.
+
+Two indexes name the rows: ``dedup``'s inverse (row r is distinct row inverse[r]) and the
+``match`` stage's matches (0: row r is the next distinct row, seen here first; id + 1: it
+repeats distinct row id). In a small batch most rows are seen once, so the inverse has about as
+many symbols as rows, each with its own table entry, while the matches are mostly 0: at 128-1024
+rows a table the inverse's coder tables cost more than the rows they save.
 """
 from __future__ import annotations
 
@@ -78,3 +84,60 @@ def dedup_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first_rows = np.empty(n, dtype=np.int64)
     n_unique = _dedup_kernel(_as_words(rows), inverse, first_rows)
     return rows[first_rows[:n_unique]], inverse.astype(index_dtype(n_unique))
+
+
+# -- matches: the index of the ``match`` stage --------------------------------------------------
+@njit(cache=True, nogil=True)
+def _matches_kernel(inverse, out):
+    """out[r] = 0 where row r is the first of its distinct row (ids in first-occurrence order),
+    else inverse[r] + 1; returns the largest value written."""
+    nxt, top = 0, 0
+    for r in range(inverse.size):
+        u = inverse[r]
+        if u == nxt:
+            out[r] = 0
+            nxt += 1
+        else:
+            out[r] = u + 1
+            top = max(top, u + 1)
+    return top
+
+
+@njit(cache=True, nogil=True)
+def _inverse_kernel(matches, inverse):
+    """Inverse of :func:`_matches_kernel`: -> number of distinct rows, or -1 when a match names a
+    row not seen yet."""
+    nxt = 0
+    for r in range(matches.size):
+        m = np.int64(matches[r])
+        if m == 0:
+            inverse[r] = nxt
+            nxt += 1
+        elif m - 1 < nxt:
+            inverse[r] = m - 1
+        else:
+            return -1
+    return nxt
+
+
+def matches_of(inverse: np.ndarray) -> np.ndarray:
+    """An inverse index in first-occurrence order (:func:`dedup_rows`) -> the ``match`` stage's
+    index: 0 for a row seen for the first time (it is the next distinct row), id + 1 for a row
+    that repeats distinct row id. In the smallest unsigned dtype that holds it."""
+    out = np.empty(inverse.size, np.int64)
+    top = _matches_kernel(inverse, out) if inverse.size else 0
+    return out.astype(index_dtype(top + 1))
+
+
+def inverse_of(matches: np.ndarray, n_unique: int) -> np.ndarray | None:
+    """The inverse index of a ``match`` index, or None when it is not one of ``n_unique`` rows
+    (a match ahead of the rows seen so far, or a literal count other than ``n_unique``)."""
+    inverse = np.empty(matches.size, np.int64)
+    n = _inverse_kernel(matches, inverse) if matches.size else 0
+    return inverse if n == n_unique else None
+
+
+def match_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """rows [R, W] -> (distinct rows [U, W] in first-occurrence order, match index [R])."""
+    unique, inverse = dedup_rows(rows)
+    return unique, matches_of(inverse)

@@ -4,9 +4,14 @@
 any shape, read flattened) into bytes that say their dtype and length, and back into the 1-D
 array. The format gives every (chunk, lane) pair its own byte range, so a GPU can encode or
 decode with one thread per lane. The CPU kernels are single-threaded, GIL-free numba loops that
-advance four lanes together, so that their independent dependency chains overlap. Each lane
-costs 4-8 bytes of offset, state and padding. The default (32 lanes, 2**18-symbol chunks, so
+advance four (or two) lanes together, so that their independent dependency chains overlap. Each
+lane costs 4-8 bytes of offset, state and padding. The default (32 lanes, 2**18-symbol chunks, so
 8192 symbols a lane) keeps that overhead near 0.2% on 3-bit codes.
+
+Streams of 1- and 2-byte symbols are coded in one compiled call each (:func:`encode_stream_into`,
+:func:`decode_stream`: histogram, layout, tables, lanes and every reader check), which the
+recipes of :mod:`.pipeline` also call from their own kernels; the numpy path (plane by plane)
+codes wider symbols, decides layout ties and words the errors. Both write the same bytes.
 
 The stream format (header, planes, lanes, the layout rule) is :mod:`.stream`'s; this module holds
 the two coders: their tables, their lane bodies and the numba kernels that run them.
@@ -15,14 +20,15 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from dataclasses import dataclass
 
 from ._jit import njit
 import numpy as np
 
 from ..errors import CorruptStreamError
-from .stream import (BYTES, DTYPES, MAX_WHOLE_ALPHABET, WHOLE, Reader, StreamHeader, choose_layout, entropy_of_counts,
-                     lane_symbol_counts, pad_to_4, plane_cost_bits, stream_lanes)
+from .stream import (BYTES, DTYPES, HEADER_SIZE, MAX_WHOLE_ALPHABET, MIN_LANE_SYMBOLS, WHOLE, Reader, StreamHeader,
+                     choose_layout, entropy_of_counts, lane_symbol_counts, pad_to_4, plane_cost_bits, stream_lanes)
 
 _RANS_LOW = 1 << 15  # lower bound of the rANS state
 _LANE_BAD_END = 1
@@ -64,7 +70,7 @@ def _lane_driver(init, step, finish):
     @njit(cache=True, nogil=True)
     def _run_lanes(ctx, n, chunk, lanes, backwards):
         """Drive a lane coder over n symbols: ``state = step(ctx, state, i)`` for symbol i, lanes in
-        order, four lanes interleaved so their dependency chains overlap; ``init(ctx, c, lane,
+        order, four (or two) lanes interleaved so their dependency chains overlap; ``init(ctx, c, lane,
         count) -> state`` and ``finish(ctx, c, lane, count, state) -> error`` bracket each lane.
         ``backwards`` visits each lane's symbols last to first. Returns the first non-zero error."""
         for c in range((n + chunk - 1) // chunk):
@@ -100,6 +106,23 @@ def _lane_driver(init, step, finish):
                     err = err or finish(ctx, c, lane + 2, rows + (lane + 2 < rem), s2)
                     err = err or finish(ctx, c, lane + 3, rows + (lane + 3 < rem), s3)
                     lane += 4
+                elif lane + 2 <= lanes:  # short streams have 2 or 3 lanes: still two chains at once
+                    s0 = init(ctx, c, lane, rows + (lane < rem))
+                    s1 = init(ctx, c, lane + 1, rows + (lane + 1 < rem))
+                    for t in range(rows + 1):
+                        r = rows - t if backwards else t
+                        i = start + r * lanes + lane
+                        if r < rows:
+                            s0 = step(ctx, s0, i)
+                            s1 = step(ctx, s1, i + 1)
+                        else:
+                            if lane < rem:
+                                s0 = step(ctx, s0, i)
+                            if lane + 1 < rem:
+                                s1 = step(ctx, s1, i + 1)
+                    err = finish(ctx, c, lane, rows + (lane < rem), s0)
+                    err = err or finish(ctx, c, lane + 1, rows + (lane + 1 < rem), s1)
+                    lane += 2
                 else:
                     count = rows + (lane < rem)
                     s0 = init(ctx, c, lane, count)
@@ -232,6 +255,17 @@ class _LaneCoder:
         n = u.size
         if n == 0:
             return self.header(dtype, WHOLE, 0, self.lanes)
+        if dtype.itemsize <= 2:
+            out = np.empty(stream_bound(n, dtype.itemsize, self.lanes, self.chunk), np.uint8)
+            end = encode_stream_into(u, DTYPES.index(dtype), self._coder, self.lanes, self.chunk, out, 0)
+            if end >= 0:
+                return out[:end].tobytes()
+        return self._encode_reference(u, dtype)
+
+    def _encode_reference(self, u: np.ndarray, dtype: np.dtype) -> bytes:
+        """The numpy encoder: any width (the kernel's layout ties and wide symbols come here); the
+        kernel path writes the same bytes."""
+        n = u.size
         layout, planes = _choose_planes(u)
         lanes = stream_lanes(n, self.lanes)
         parts = [self.header(dtype, layout, n, lanes)]
@@ -271,6 +305,12 @@ class _LaneCoder:
             data = np.frombuffer(memoryview(buf).cast("B"), np.uint8)
         except (TypeError, ValueError):
             raise CorruptStreamError(f"expected a bytes-like stream, got {type(buf).__name__}") from None
+        out = decode_stream(data, self._coder, max_bytes)
+        return out if out is not None else self._decode_reference(data, max_bytes)
+
+    def _decode_reference(self, data: np.ndarray, max_bytes: int | None) -> np.ndarray:
+        """The numpy decoder, with a message for every rule a stream breaks (the kernel path, which
+        returns the same arrays, comes here for wide symbols and for the message of an error)."""
         reader = Reader(data)
         h = StreamHeader.read(reader, self.magic, type(self).__name__)
         dtype, layout, lanes, chunk, n = h.dtype, h.layout, h.lanes, h.chunk, h.n
@@ -393,7 +433,7 @@ _rans_enc_lanes = _lane_driver(_rans_enc_init, _rans_enc_step, _rans_enc_finish)
 @njit(cache=True, nogil=True)
 def _rans_encode_kernel(keys, enc, n, chunk, lanes, out, ends):
     """enc (keys, 5) = (x_max, rcp, shift, bias, cmpl) rows; lanes -> out, ends (C*L,); -> bytes used."""
-    cap = chunk // lanes + 1
+    cap = min(chunk, n) // lanes + 1  # most symbols (and words) of a lane
     ctx = (keys, enc, np.empty(lanes * (cap + 1), np.uint16), cap, out, ends, np.zeros(1, np.int64), lanes)
     _rans_enc_lanes(ctx, n, chunk, lanes, True)
     return ctx[6][0]
@@ -414,9 +454,9 @@ def _rans_dec_init(ctx, c, lane, count):
 def _rans_dec_step(ctx, st, i):
     words, scale_bits, lut_sym, lut_fb, out = ctx[0], ctx[2], ctx[3], ctx[4], ctx[5]
     x, p = st
-    slot = x & ((1 << scale_bits) - 1)
+    slot = np.uint64(x & ((1 << scale_bits) - 1))  # unsigned: no negative-index fix-up
     out[np.uint64(i)] = lut_sym[slot]
-    fb = lut_fb[slot]
+    fb = np.int64(lut_fb[slot])
     x = (fb & 0xFFFF) * (x >> scale_bits) + (fb >> 16)
     refill = np.int64(x < _RANS_LOW)
     word = np.int64(words[np.uint64(p)])
@@ -446,6 +486,7 @@ class Rans(_LaneCoder):
     """Lane-interleaved rANS (32-bit state, 16-bit words); ``chunk`` symbols split over ``lanes``."""
 
     magic = b"RA"
+    _coder = 0  # _RANS
     _word = np.dtype("<u2")
     _encode_kernel = _rans_encode_kernel
     _decode_kernel = _rans_decode_kernel
@@ -577,7 +618,7 @@ _huff_enc_lanes = _lane_driver(_huff_enc_init, _huff_enc_step, _huff_enc_finish)
 @njit(cache=True, nogil=True)
 def _huffman_encode_kernel(keys, enc, n, chunk, lanes, out, ends):
     """enc (keys,) = reversed code | length << 16; lanes -> out, ends (C*L,); -> bytes used."""
-    cap = (chunk // lanes + 1) // 2 + 1  # u32 words: at most 16 bits a symbol
+    cap = (min(chunk, n) // lanes + 1) // 2 + 1  # u32 words: at most 16 bits a symbol
     ctx = (keys, enc, np.empty(lanes * cap, np.uint32), cap, out, ends, np.zeros(1, np.int64), lanes)
     _huff_enc_lanes(ctx, n, chunk, lanes, False)
     return ctx[6][0]
@@ -633,6 +674,7 @@ class Huffman(_LaneCoder):
     """Lane-interleaved canonical Huffman (codes <= 16 bits, table decoding)."""
 
     magic = b"HF"
+    _coder = 1  # _HUFFMAN
     _word = np.dtype("<u4")
     _encode_kernel = _huffman_encode_kernel
     _decode_kernel = _huffman_decode_kernel
@@ -662,3 +704,486 @@ class Huffman(_LaneCoder):
         empty = symbols == 0
         fits = (sizes % 4 == 0) & (sizes >= 4 * -(-symbols // 32)) & (sizes <= 4 * -(-(symbols * max_len) // 32))
         return bool(np.all(np.where(empty, sizes == 0, fits)))
+
+
+# -- whole streams in one kernel call (1- and 2-byte symbols) -----------------------------------
+# ``encode_stream_into`` / ``decode_stream`` do in compiled code what the classes above do plane by
+# plane in numpy: histogram, layout, tables, lanes, and on decoding every check of the reader. They
+# write and accept exactly the same bytes (tests/test_pipeline_kernels.py compares them with the numpy path on
+# random streams); where they cannot decide alone (a layout whose two costs tie within rounding, wide
+# symbols) or a stream is corrupt, the numpy path runs instead, and gives the error its message.
+_RANS, _HUFFMAN = 0, 1
+_ITEMSIZE = np.array([d.itemsize for d in DTYPES], np.int64)
+_MAGIC = np.array([[ord("R"), ord("A")], [ord("H"), ord("F")]], np.int64)
+
+
+def _crc_table() -> np.ndarray:
+    table = np.empty(256, np.int64)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table[i] = c
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+@njit(cache=True, nogil=True)
+def _crc32(buf, start, stop):
+    """zlib.crc32 of buf[start:stop]."""
+    crc = np.int64(0xFFFFFFFF)
+    for i in range(start, stop):
+        crc = _CRC_TABLE[(crc ^ buf[i]) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+@njit(cache=True, nogil=True)
+def _put(out, pos, value, nbytes):
+    """value little-endian into out[pos:pos + nbytes]; returns pos + nbytes."""
+    v = np.int64(value)
+    for b in range(nbytes):
+        out[pos + b] = (v >> (8 * b)) & 0xFF
+    return pos + nbytes
+
+
+@njit(cache=True, nogil=True)
+def _get(data, pos, nbytes):
+    """Unsigned little-endian integer at data[pos:pos + nbytes] (nbytes <= 8), as uint64."""
+    v = np.uint64(0)
+    for b in range(nbytes):
+        v |= np.uint64(data[pos + b]) << np.uint64(8 * b)
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _ceil_log2(k):
+    """Smallest s with 2**s >= k."""
+    s = 0
+    while (np.int64(1) << s) < k:
+        s += 1
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _stream_lanes(n, lanes):
+    """stream.stream_lanes."""
+    want = max(1, (n + MIN_LANE_SYMBOLS - 1) // MIN_LANE_SYMBOLS)
+    p = 1
+    while p < want:
+        p <<= 1
+    return min(lanes, p)
+
+
+@njit(cache=True, nogil=True)
+def _lane_count(n, chunk, lanes, j):
+    """Symbols of lane j (chunk-major) of an n-symbol stream (stream.lane_symbol_counts[j])."""
+    c, lane = j // lanes, j % lanes
+    m = min(chunk, n - c * chunk)
+    return m // lanes + (lane < m % lanes)
+
+
+@njit(cache=True, nogil=True)
+def _entropy_of(counts, present):
+    """stream.entropy_of_counts of counts[present] (up to rounding: callers keep a margin)."""
+    total = 0.0
+    for s in present:
+        total += counts[s]
+    h = 0.0
+    for s in present:
+        c = np.float64(counts[s])
+        h -= c * np.log2(c / total)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _rans_freqs(counts, scale_bits):
+    """_normalise_freqs, the same float operations in the same order."""
+    k = counts.size
+    total = np.int64(1) << scale_bits
+    fixed = np.zeros(k, np.bool_)
+    share = np.zeros(k, np.float64)
+    while True:
+        n_fixed, rest = 0, np.int64(0)
+        for j in range(k):
+            if fixed[j]:
+                n_fixed += 1
+            else:
+                rest += counts[j]
+        if rest == 0:  # every symbol pinned (numpy divides by zero here and pins nothing new)
+            break
+        scale = np.float64(total - n_fixed) / np.float64(rest)
+        newly = False
+        for j in range(k):
+            share[j] = np.float64(counts[j]) * scale
+        for j in range(k):
+            if not fixed[j] and share[j] < 1.0:
+                fixed[j] = True
+                newly = True
+        if not newly:
+            break
+    freqs = np.empty(k, np.int64)
+    neg_remainder = np.empty(k, np.float64)
+    for j in range(k):
+        if fixed[j]:
+            freqs[j] = 1
+            neg_remainder[j] = 1.0
+        else:
+            f = np.floor(share[j])
+            freqs[j] = np.int64(f)
+            neg_remainder[j] = -(share[j] - f)
+    leftover = total - freqs.sum()
+    order = np.argsort(neg_remainder, kind="mergesort")  # stable, as numpy's
+    take = leftover if leftover >= 0 else max(k + leftover, 0)  # numpy's order[:leftover]
+    for t in range(take):
+        freqs[order[t]] += 1
+    return freqs
+
+
+@njit(cache=True, nogil=True)
+def _rans_table(counts, present, out, pos, enc):
+    """Rans.code_table for counts[present]: writes the table at out[pos:], fills enc[present];
+    returns the end."""
+    k = present.size
+    scale_bits = min(15, max(12, _ceil_log2(k) + 3))
+    cnt = np.empty(k, np.int64)
+    for j in range(k):
+        cnt[j] = counts[present[j]]
+    freqs = _rans_freqs(cnt, scale_bits)
+    out[pos] = scale_bits
+    pos += 1
+    cum = np.int64(0)
+    for j in range(k):
+        f = freqs[j]
+        pos = _put(out, pos, f, 2)
+        s = present[j]
+        shift = _ceil_log2(f)
+        if f == 1:
+            enc[s, 1], enc[s, 2], enc[s, 3] = (np.int64(1) << 32) - 1, 32, cum + (np.int64(1) << scale_bits) - 1
+        else:
+            enc[s, 1] = ((np.int64(1) << (shift + 31)) + f - 1) // f
+            enc[s, 2], enc[s, 3] = 31 + shift, cum
+        enc[s, 0] = f << (31 - scale_bits)
+        enc[s, 4] = (np.int64(1) << scale_bits) - f
+        cum += f
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _huffman_table(counts, present, out, pos, enc):
+    """Huffman.code_table for counts[present]: writes the table, fills enc[present]; returns the end."""
+    k = present.size
+    cnt = np.empty(k, np.int64)
+    for j in range(k):
+        cnt[j] = counts[present[j]]
+    limit = min(16, max(12, _ceil_log2(k) + 1))
+    order = np.argsort(cnt, kind="mergesort")
+    lengths = np.empty(k, np.int64)
+    lengths[order] = _limited_code_lengths(cnt[order], limit)
+    codes = _canonical_codes(lengths)
+    out[pos] = lengths.max()
+    pos += 1
+    for j in range(k):
+        out[pos + j] = lengths[j]
+        enc[present[j]] = codes[j] | (lengths[j] << 16)
+    return pos + k
+
+
+@njit(cache=True, nogil=True)
+def _encode_plane(keys, counts, present, width, coder, n, chunk, lanes, out, pos, stream_start, enc, henc):
+    """One plane (keys index counts; present: the sorted symbols) at out[pos:]; returns the end, or
+    -1 when a plane is over 4 GiB."""
+    k = present.size
+    pos = _put(out, pos, k, 4)
+    for s in present:
+        pos = _put(out, pos, s, width)
+    if k == 1:
+        return pos
+    if coder == _RANS:
+        pos = _rans_table(counts, present, out, pos, enc)
+    else:
+        pos = _huffman_table(counts, present, out, pos, henc)
+    while (pos - stream_start) % 4:
+        out[pos] = 0
+        pos += 1
+    n_lanes = (n + chunk - 1) // chunk * lanes
+    ends = np.empty(n_lanes, np.int64)
+    data_start = pos + 4 * n_lanes
+    if coder == _RANS:
+        used = _rans_encode_kernel(keys, enc, n, chunk, lanes, out[data_start:], ends)
+    else:
+        used = _huffman_encode_kernel(keys, henc, n, chunk, lanes, out[data_start:], ends)
+    if used > 0xFFFFFFFF:
+        return -1
+    for j in range(n_lanes):
+        pos = _put(out, pos, ends[j], 4)
+    return data_start + used
+
+
+@njit(cache=True, nogil=True)
+def _write_stream_header(out, pos, coder, dtype_code, layout, lanes, chunk, n):
+    start = pos
+    out[pos], out[pos + 1] = _MAGIC[coder, 0], _MAGIC[coder, 1]
+    out[pos + 2], out[pos + 3], out[pos + 4] = 1, dtype_code, layout  # VERSION
+    pos = _put(out, pos + 5, lanes, 2)
+    pos = _put(out, pos, chunk, 4)
+    pos = _put(out, pos, n, 8)
+    return _put(out, pos, _crc32(out, start, pos), 4)
+
+
+@njit(cache=True, nogil=True)
+def _encode_stream(u, dtype_code, coder, lanes_cfg, chunk, out, pos, counts, enc, henc):
+    """The stream of ``u`` (n,) uint8 or uint16 (the unsigned view of the symbols), n >= 1, at
+    out[pos:]; returns its end, or -1 where the numpy path must code it.
+
+    ``counts`` (65536,) int64 is all zeros and is left so; ``enc`` (65536, 5) / ``henc`` (65536,)
+    int64 are scratch tables (rows of absent symbols are never read)."""
+    n = u.size
+    w = u.itemsize
+    lanes = _stream_lanes(n, lanes_cfg)
+    start = pos
+    if w == 1:
+        whole = _histogram(u, 256)
+        present = np.flatnonzero(whole)
+        pos = _write_stream_header(out, pos, coder, dtype_code, WHOLE, lanes, chunk, n)
+        return _encode_plane(u, whole, present, 1, coder, n, chunk, lanes, out, pos, start, enc, henc)
+    # two-byte symbols: one histogram over the present symbols only, then the layout rule
+    seen = np.empty(min(n, 65536), np.int64)
+    k = 0
+    for i in range(n):
+        s = u[i]
+        if counts[s] == 0:
+            seen[k] = s
+            k += 1
+        counts[s] += 1
+    present = np.sort(seen[:k])
+    planes = np.zeros((2, 256), np.int64)
+    for s in present:
+        planes[0, s & 0xFF] += counts[s]
+        planes[1, s >> 8] += counts[s]
+    lo, hi = np.flatnonzero(planes[0]), np.flatnonzero(planes[1])
+    layout = BYTES
+    if k <= MAX_WHOLE_ALPHABET:
+        whole_cost = _entropy_of(counts, present) + 8.0 * k * 4
+        bytes_cost = _entropy_of(planes[0], lo) + 8.0 * lo.size * 3 + _entropy_of(planes[1], hi) + 8.0 * hi.size * 3
+        if abs(whole_cost - bytes_cost) <= 1e-9 * (whole_cost + bytes_cost) + 1e-6:
+            pos = -1  # a tie within rounding: numpy's sums decide
+        elif whole_cost <= bytes_cost:
+            layout = WHOLE
+    if pos >= 0:
+        pos = _write_stream_header(out, pos, coder, dtype_code, layout, lanes, chunk, n)
+        if layout == WHOLE:
+            pos = _encode_plane(u, counts, present, 2, coder, n, chunk, lanes, out, pos, start, enc, henc)
+        else:
+            b8 = u.view(np.uint8)
+            pos = _encode_plane(b8[0::2], planes[0], lo, 1, coder, n, chunk, lanes, out, pos, start, enc, henc)
+            if pos >= 0:
+                pos = _encode_plane(b8[1::2], planes[1], hi, 1, coder, n, chunk, lanes, out, pos, start, enc, henc)
+    for s in present:
+        counts[s] = 0
+    return pos
+
+
+class _Workspace(threading.local):
+    """Per-thread scratch of the stream kernels (a zeroed 16-bit histogram and coder tables)."""
+
+    def __init__(self):
+        self.counts = np.zeros(65536, np.int64)
+        self.enc = np.empty((65536, 5), np.int64)
+        self.henc = np.empty(65536, np.int64)
+
+
+_workspace = _Workspace()
+
+
+@njit(cache=True, nogil=True)
+def _stream_bound(n, width, lanes, chunk):
+    n_lanes = (n + chunk - 1) // chunk * lanes
+    return HEADER_SIZE + width * (800 + 8 * n_lanes + 2 * n) + 4 * min(n, 65536)
+
+
+def stream_bound(n: int, width: int, lanes: int, chunk: int) -> int:
+    """Bytes that always hold the stream of n symbols of ``width`` (1 or 2) bytes: header, planes
+    of at most min(n, 256**width) symbols, a u32 end and at most 8 bytes of state and padding a
+    lane, at most 2 bytes a symbol."""
+    return int(_stream_bound(n, width, lanes, chunk))
+
+
+def encode_stream_into(u: np.ndarray, dtype_code: int, coder: int, lanes: int, chunk: int, out: np.ndarray,
+                       pos: int) -> int:
+    """The stream of ``u`` (n >= 1 uint8/uint16 symbols) written at out[pos:] (room for
+    :func:`stream_bound`); returns its end, or -1 where the caller must use the numpy encoder."""
+    ws = _workspace
+    return _encode_stream(u, dtype_code, coder, lanes, chunk, out, pos, ws.counts, ws.enc, ws.henc)
+
+
+# -- decoding --------------------------------------------------------------------------------
+_OK, _CORRUPT, _UNSUPPORTED = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def _parse_plane(data, pos, end, stream_start, width, coder, n, chunk, lanes):
+    """Check one plane at data[pos:end] as ``read_plane`` does. Returns (status, end of plane, k,
+    alphabet (k,), table parameter, entries (k,), ends (C*L,), body start, longest lane)."""
+    none = np.zeros(0, np.int64)
+    if end - pos < 4:
+        return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    k = np.int64(_get(data, pos, 4))
+    pos += 4
+    if k < 1 or k * width > end - pos:
+        return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    alphabet = np.empty(k, np.int64)
+    for j in range(k):
+        alphabet[j] = np.int64(_get(data, pos + j * width, width))
+        if j > 0 and alphabet[j] <= alphabet[j - 1]:
+            return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    pos += k * width
+    if k == 1:
+        return _OK, pos, 1, alphabet, 0, none, none, 0, 0
+    entry_bytes = 2 if coder == _RANS else 1
+    if 1 + k * entry_bytes > end - pos:
+        return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    param = np.int64(data[pos])
+    pos += 1
+    entries = np.empty(k, np.int64)
+    for j in range(k):
+        entries[j] = np.int64(_get(data, pos + j * entry_bytes, entry_bytes))
+    pos += k * entry_bytes
+    if coder == _RANS:
+        total = np.int64(0)
+        for j in range(k):
+            total += entries[j]
+        if not 1 <= param <= 15 or entries.min() < 1 or total != np.int64(1) << param:
+            return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    else:
+        if not 1 <= param <= 16 or entries.min() < 1 or entries.max() != param:
+            return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+        kraft = np.int64(0)
+        for j in range(k):
+            kraft += np.int64(1) << (param - entries[j])
+        if kraft != np.int64(1) << param:
+            return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    while (pos - stream_start) % 4:
+        if pos >= end or data[pos] != 0:
+            return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+        pos += 1
+    n_chunks = n // chunk + (n % chunk != 0)
+    if n_chunks > (end - pos) // 4 // lanes:
+        return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    n_lanes = n_chunks * lanes
+    ends = np.empty(n_lanes, np.int64)
+    prev, lane_max = np.int64(0), np.int64(0)
+    for j in range(n_lanes):
+        e = np.int64(_get(data, pos + 4 * j, 4))
+        size = e - prev
+        count = _lane_count(n, chunk, lanes, j)
+        lane_max = max(lane_max, count)
+        if count == 0:
+            ok = size == 0
+        elif coder == _RANS:
+            ok = size >= 4 and size <= 4 + 2 * count and size % 2 == 0 and count <= (8 * size + 16) << 15
+        else:
+            ok = size % 4 == 0 and size >= 4 * ((count + 31) // 32) and size <= 4 * ((count * param + 31) // 32)
+        if size < 0 or not ok:
+            return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+        ends[j] = e
+        prev = e
+    pos += 4 * n_lanes
+    if prev > end - pos:
+        return _CORRUPT, pos, 0, none, 0, none, none, 0, 0
+    return _OK, pos + prev, k, alphabet, param, entries, ends, pos, lane_max
+
+
+@njit(cache=True, nogil=True)
+def _decode_plane(data, body, k, alphabet, param, entries, ends, lane_max, coder, n, chunk, lanes, target):
+    """Lane data of a parsed plane -> target (n,) (a view of the output); returns an error code."""
+    if k == 1:
+        target[:] = alphabet[0]
+        return 0
+    size = ends[-1]
+    if coder == _RANS:
+        words = np.zeros(size // 2 + lane_max + 2, np.uint16)
+        words.view(np.uint8)[:size] = data[body:body + size]
+        m = np.int64(1) << param
+        lut_sym = np.empty(m, np.uint16)
+        lut_fb = np.empty(m, np.int32)
+        slot = 0
+        for j in range(k):
+            f = entries[j]
+            for r in range(f):
+                lut_sym[slot] = alphabet[j]
+                lut_fb[slot] = f | (r << 16)
+                slot += 1
+        return _rans_decode_kernel(words, ends, n, chunk, lanes, param, lut_sym, lut_fb, target)
+    words32 = np.zeros(size // 4 + lane_max + 2, np.uint32)
+    words32.view(np.uint8)[:size] = data[body:body + size]
+    lut = _huffman_lut(_canonical_codes(entries), entries, alphabet, param)
+    return _huffman_decode_kernel(words32, ends, n, chunk, lanes, param, lut, target)
+
+
+@njit(cache=True, nogil=True)
+def _decode_stream(data, pos, end, coder, max_bytes):
+    """The stream at data[pos:end] -> (status, dtype code, symbols as bytes (n * width,) uint8).
+    status: _OK, _CORRUPT, or _UNSUPPORTED (a whole plane of wide symbols: the numpy path's)."""
+    none = np.zeros(0, np.uint8)
+    start = pos
+    if end - pos < HEADER_SIZE:
+        return _CORRUPT, 0, none
+    if _crc32(data, pos, pos + 19) != np.int64(_get(data, pos + 19, 4)):
+        return _CORRUPT, 0, none
+    code, layout = np.int64(data[pos + 3]), np.int64(data[pos + 4])
+    lanes, chunk, n64 = np.int64(_get(data, pos + 5, 2)), np.int64(_get(data, pos + 7, 4)), _get(data, pos + 11, 8)
+    if data[pos] != _MAGIC[coder, 0] or data[pos + 1] != _MAGIC[coder, 1] or data[pos + 2] != 1 or \
+            code >= 8 or layout > 1 or lanes < 1 or chunk < 1:
+        return _CORRUPT, 0, none
+    w = _ITEMSIZE[code]
+    if (max_bytes >= 0 and n64 > np.uint64(max_bytes // w)) or n64 >= np.uint64(1 << 62):
+        return _CORRUPT if max_bytes >= 0 else _UNSUPPORTED, 0, none
+    n = np.int64(n64)
+    pos += HEADER_SIZE
+    if n == 0:
+        return (_OK if pos == end else _CORRUPT), code, none
+    if layout == WHOLE and w > 2:
+        return _UNSUPPORTED, 0, none
+    n_planes = 1 if layout == WHOLE else w
+    width = w if layout == WHOLE else 1
+    # parse every plane before decoding any (the numpy reader's order: errors before allocations)
+    ks = np.empty(n_planes, np.int64)
+    params = np.empty(n_planes, np.int64)
+    bodies = np.empty(n_planes, np.int64)
+    lane_maxes = np.empty(n_planes, np.int64)
+    alphabets, entries, all_ends = [], [], []
+    for p in range(n_planes):
+        status, pos, k, alphabet, param, entry, ends, body, lane_max = _parse_plane(
+            data, pos, end, start, width, coder, n, chunk, lanes)
+        if status != _OK:
+            return status, 0, none
+        ks[p], params[p], bodies[p], lane_maxes[p] = k, param, body, lane_max
+        alphabets.append(alphabet)
+        entries.append(entry)
+        all_ends.append(ends)
+    if pos != end:
+        return _CORRUPT, 0, none
+    out = np.empty(n * w, np.uint8)
+    for p in range(n_planes):
+        if layout == WHOLE and w == 2:
+            target = out.view(np.uint16)
+            err = _decode_plane(data, bodies[p], ks[p], alphabets[p], params[p], entries[p], all_ends[p],
+                                lane_maxes[p], coder, n, chunk, lanes, target)
+        else:
+            err = _decode_plane(data, bodies[p], ks[p], alphabets[p], params[p], entries[p], all_ends[p],
+                                lane_maxes[p], coder, n, chunk, lanes, out[p::w])
+        if err:
+            return _CORRUPT, 0, none
+    return _OK, code, out
+
+
+def decode_stream(data: np.ndarray, coder: int, max_bytes: int | None) -> np.ndarray | None:
+    """The 1-D array of a whole stream ``data`` (uint8), or None where the numpy decoder must run
+    (a corrupt stream: for the message; wide symbols)."""
+    try:
+        status, code, out = _decode_stream(data, 0, data.size, coder, -1 if max_bytes is None else int(max_bytes))
+    except MemoryError:
+        return None
+    return out.view(DTYPES[code]) if status == _OK else None

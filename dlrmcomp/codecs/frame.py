@@ -6,7 +6,8 @@ Layout (little-endian)::
     payload_len u64 | payload | crc32 u32 (over everything before it)
 
 The header holds ``codec`` (the codec config), ``dtype`` (numpy ``.str``), ``shape`` and
-``eb_abs`` (the resolved absolute bound, ``None`` for lossless codecs).
+``eb_abs`` (the resolved absolute bound, ``None`` for lossless codecs), and, only when a codec
+records them, ``stats``: what a codec without a bound achieved (e.g. ``max_abs_err``, ``psnr``).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class FrameHeader:
     dtype: np.dtype
     shape: tuple[int, ...]
     eb_abs: float | None
+    stats: dict | None = None
 
     @property
     def size(self) -> int:
@@ -47,8 +49,10 @@ class FrameHeader:
 
 
 def pack(header: FrameHeader, payload: bytes) -> bytes:
-    meta = json.dumps({"codec": header.codec, "dtype": header.dtype.str, "shape": list(header.shape),
-                       "eb_abs": header.eb_abs}, separators=(",", ":")).encode()
+    meta = {"codec": header.codec, "dtype": header.dtype.str, "shape": list(header.shape), "eb_abs": header.eb_abs}
+    if header.stats is not None:
+        meta["stats"] = header.stats
+    meta = json.dumps(meta, separators=(",", ":")).encode()
     body = b"".join((_PREFIX.pack(MAGIC, VERSION, len(meta)), meta, _PAYLOAD_LEN.pack(len(payload)), payload))
     return body + _CRC.pack(zlib.crc32(body))
 
@@ -80,7 +84,8 @@ def unpack(frame) -> tuple[FrameHeader, memoryview]:
         meta = json.loads(bytes(buf[_PREFIX.size:pos]))
         header = FrameHeader(codec=dict(meta["codec"]), dtype=np.dtype(meta["dtype"]),
                              shape=tuple(int(s) for s in meta["shape"]),
-                             eb_abs=None if meta["eb_abs"] is None else float(meta["eb_abs"]))
+                             eb_abs=None if meta["eb_abs"] is None else float(meta["eb_abs"]),
+                             stats=None if meta.get("stats") is None else dict(meta["stats"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptStreamError(f"frame header unreadable: {exc}") from None
     if header.dtype not in SUPPORTED_DTYPES or any(s < 0 for s in header.shape):

@@ -8,6 +8,7 @@ code and are stored verbatim, in order.
 """
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .frame import join_sections, split_sections
 CODE_DTYPES = {"int8": np.dtype(np.int8), "int16": np.dtype(np.int16)}
 
 
+@functools.lru_cache(maxsize=None)
 def code_limits(code_dtype: np.dtype) -> tuple[int, int]:
     """(largest usable |code|, escape code) for int8 / int16 codes."""
     info = np.iinfo(code_dtype)
@@ -53,28 +55,38 @@ class Grid:
         return max(abs((lo - self.base) / self.step), abs((hi - self.base) / self.step))
 
 
-BLOCK = 2048
+def _quantizer_for(value_type):
+    """The quantize kernel of one input dtype (``value_type``: np.float32 / np.float64)."""
+
+    @njit(cache=True, nogil=True)
+    def quantize(flat, base, step, eb_abs, qmax, esc, codes):
+        inv = 1.0 / step if step > 0.0 else 0.0
+        clip = qmax + 1.0  # any code past qmax escapes: clipping keeps the int conversion defined
+        n_esc = 0
+        for i in range(flat.size):
+            x = np.float64(flat[i])
+            q = np.floor((x - base) * inv + 0.5)
+            recon = np.float64(value_type(base + q * step))
+            ok = (abs(x - recon) <= eb_abs) & (abs(q) <= qmax)
+            codes[i] = np.int32(min(max(q, -clip), clip)) if ok else esc
+            n_esc += not ok
+        return n_esc
+
+    return quantize
+
+
+_quantize_f32, _quantize_f64 = _quantizer_for(np.float32), _quantizer_for(np.float64)
 
 
 @njit(cache=True, nogil=True)
-def _quantize_kernel(flat, base, step, eb_abs, qmax, esc, codes, recon):
+def _quantize_kernel(flat, base, step, eb_abs, qmax, esc, codes):
     """codes[i] = round((x - base) / step), or ``esc`` where the reconstruction, rounded to
-    x's dtype through ``recon`` (a block buffer), misses the bound, the code overflows or x is
-    not finite. Returns the escape count. Branch-free inner loops, so they vectorise."""
-    inv = 1.0 / step if step > 0.0 else 0.0
-    q = np.empty(recon.size, dtype=np.float64)
-    n_esc = 0
-    for start in range(0, flat.size, recon.size):
-        m = min(recon.size, flat.size - start)
-        for j in range(m):
-            t = (np.float64(flat[start + j]) - base) * inv
-            q[j] = np.floor(t + 0.5)
-            recon[j] = base + q[j] * step
-        for j in range(m):
-            ok = abs(np.float64(flat[start + j]) - np.float64(recon[j])) <= eb_abs and abs(q[j]) <= qmax
-            codes[start + j] = np.int64(q[j]) if ok else esc
-            n_esc += not ok
-    return n_esc
+    x's dtype, misses the bound, the code overflows or x is not finite. Returns the escape count.
+    One branch-free loop a dtype, so it vectorises. ``codes`` may be the unsigned view of the
+    code dtype (``esc`` then is the escape code's bits)."""
+    if flat.itemsize == 4:
+        return _quantize_f32(flat, base, step, eb_abs, qmax, esc, codes)
+    return _quantize_f64(flat, base, step, eb_abs, qmax, esc, codes)
 
 
 @njit(cache=True, nogil=True)
@@ -129,8 +141,7 @@ class LinearQuantizer:
         qmax, esc = code_limits(cdt)
         flat = np.ascontiguousarray(x).reshape(-1)
         codes = np.empty(flat.size, dtype=cdt)
-        n_esc = _quantize_kernel(flat, grid.base, grid.step, float(eb_abs), float(qmax), esc, codes,
-                                 np.empty(BLOCK, dtype=x.dtype))
+        n_esc = _quantize_kernel(flat, grid.base, grid.step, float(eb_abs), float(qmax), esc, codes)
         escapes = flat[codes == esc] if n_esc else flat[:0].copy()
         return Quantized(codes.reshape(x.shape), escapes, grid)
 
