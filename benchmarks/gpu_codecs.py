@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlrmcomp.bench.payload import embedding_payload, unique_payload
+from dlrmcomp.bench.payload import make_payload
+from dlrmcomp.bench.runner import timed as run_timed
+from dlrmcomp.codecs.entropy import entropy_bits
 from dlrmcomp.codecs.gpu.codec import GpuPipeline
 from dlrmcomp.codecs.gpu.decode import decode_plan, run_decode
 from dlrmcomp.codecs.gpu.runtime import cp_module as _cp
@@ -33,30 +35,18 @@ ALGOS = ("ANS", "LZ4", "Zstd", "Bitcomp", "Cascaded", "GDeflate")
 
 def timed(fn, repeat: int):
     """(last result, median seconds): CUDA events on the current stream around each call, after one
-    warm-up call; the end event is waited on, so host syncs inside ``fn`` are counted too."""
-    cp = _cp()
-    out = fn()
-    cp.cuda.runtime.deviceSynchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        out = fn()
-        end.record()
-        end.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, end) / 1e3)
-    return out, float(np.median(times))
+    warm-up call (the runner's ``cuda`` clock); host syncs inside ``fn`` are counted too."""
+    return run_timed(fn, repeat=repeat, clock="cuda")
+
+
+def wall(fn, repeat: int):
+    """(last result, median seconds) of ``fn(); synchronize`` on the host clock, after a warm-up."""
+    return run_timed(fn, repeat=repeat, sync=_cp().cuda.runtime.deviceSynchronize)
 
 
 def order0_bytes(codes) -> float:
-    cp = _cp()
-    total = 0.0
-    for c in codes:
-        u = c.reshape(-1).view(cp.uint8 if c.dtype.itemsize == 1 else cp.uint16)
-        counts = cp.asnumpy(cp.bincount(u.astype(cp.int32), minlength=256 ** c.dtype.itemsize)).astype(np.float64)
-        counts = counts[counts > 0]
-        total += float(-(counts * np.log2(counts / counts.sum())).sum()) / 8
-    return total
+    """The order-0 bound of device codes (the runner's entropy function, on a host copy)."""
+    return sum(entropy_bits(_cp().asnumpy(c)) for c in codes) / 8
 
 
 def copy_gbps(nbytes: int, repeat: int) -> float:
@@ -74,22 +64,6 @@ def copy_gbps(nbytes: int, repeat: int) -> float:
 OURS = [("quant+dedup+ans", 128, 1 << 16, True, 1), ("quant+ans", 128, 1 << 16, True, 1)]
 #: the wire path's lane layouts (lanes, chunk)
 WIRE = ((128, 1 << 16, 1), (128, 1 << 16, 2), (128, 1 << 16, 4), (256, 1 << 15, 1), (32, 1 << 18, 1))
-
-
-def wall(fn, repeat: int):
-    """(last result, median seconds) of ``fn(); synchronize`` on the host clock, after a warm-up."""
-    import time
-
-    cp = _cp()
-    out = fn()
-    cp.cuda.runtime.deviceSynchronize()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        cp.cuda.runtime.deviceSynchronize()
-        times.append(time.perf_counter() - t0)
-    return out, float(np.median(times))
 
 
 def wire_rows(label, tables, eb, repeat):
@@ -124,10 +98,10 @@ def wire_rows(label, tables, eb, repeat):
         name = f"ours wire quant+ans L{lanes} C{chunk >> 10}K S{states}"
         ratio = raw / int(lengths.sum())
         rows.append({"payload": label, "eb": eb, "codec": f"{name} end-to-end", "ratio": ratio,
-                     "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9, "max_err/eb": worst,
+                     "compress_gbps": raw / te / 1e9, "decompress_gbps": raw / td / 1e9, "max_err/eb": worst,
                      "note": "tensors in, device buffer out, and back (incl. the error check's sync)"})
         rows.append({"payload": label, "eb": eb, "codec": f"{name} device", "ratio": ratio,
-                     "compress_GBps": raw / te_dev / 1e9, "decompress_GBps": raw / td_dev / 1e9,
+                     "compress_gbps": raw / te_dev / 1e9, "decompress_gbps": raw / td_dev / 1e9,
                      "note": "CUDA events around the same calls"})
     return rows
 
@@ -141,8 +115,8 @@ def frame_bytes_rows(label, tables, eb, repeat):
     frames, te = wall(lambda: codec.encode_batch(xs), repeat)
     _, td = wall(lambda: codec.decode_batch(frames), repeat)
     return [{"payload": label, "eb": eb, "codec": "frames gpu:quant+ans L128 bytes in and out (encode_batch/decode_batch)",
-             "ratio": raw / sum(len(f) for f in frames), "compress_GBps": raw / te / 1e9,
-             "decompress_GBps": raw / td / 1e9}]
+             "ratio": raw / sum(len(f) for f in frames), "compress_gbps": raw / te / 1e9,
+             "decompress_gbps": raw / td / 1e9}]
 
 
 def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
@@ -180,7 +154,7 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
                 worst = max(worst, float(cp.abs(y.astype(cp.float64) - x).max()) / e if e else 0.0)
             size = sum(len(f) for f in frames)
             rows.append({"payload": label, "eb": eb, "codec": name, "ratio": raw / size,
-                         "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9, "max_err/eb": worst,
+                         "compress_gbps": raw / te / 1e9, "decompress_gbps": raw / td / 1e9, "max_err/eb": worst,
                          "note": same})
         except Exception as exc:  # one configuration failing must not lose the table
             import traceback
@@ -204,21 +178,17 @@ def run_payload(label, tables, eb, cdt, repeat, nvcomp_ok, configs=OURS):
                 ok = len(got) == len(codes) and all(
                     g.size == c.nbytes and bool((g == c.reshape(-1).view(cp.uint8)).all()) for g, c in zip(got, codes))
                 rows.append({"payload": label, "eb": eb, "codec": f"nvcomp {algo} (int8 codes, batch of {len(codes)})",
-                             "ratio": raw / size, "compress_GBps": raw / te / 1e9, "decompress_GBps": raw / td / 1e9,
+                             "ratio": raw / size, "compress_gbps": raw / te / 1e9, "decompress_gbps": raw / td / 1e9,
                              "note": "round trip exact" if ok else "ROUND TRIP MISMATCH"})
             except Exception as exc:  # one algorithm failing must not lose the table
                 rows.append({"payload": label, "eb": eb, "codec": f"nvcomp {algo} FAILED: {exc!r:.120}"})
     return rows
 
 
-OTHER_ROWS = (5000, 90000, 12, 700000, 333, 4000000, 48, 2600, 150000, 9, 31000, 1200000, 77, 520, 64000, 2000000)
-
-
 def payloads(args):
-    """(label, tables): DESIGN.md's payload and one built differently."""
-    yield "design", embedding_payload(args.batch, args.dim, args.tables, exponent=args.zipf)
-    yield "other", embedding_payload(args.batch // 2, 128, 16, exponent=1.2, seed=7, row_cap=4_000_000,
-                                     cardinalities=OTHER_ROWS)
+    """(label, tables): DESIGN.md's payload and one built differently (as many bytes a table)."""
+    yield "design", make_payload("design", args.batch, args.dim, args.tables, args.zipf)
+    yield "other", make_payload("other", args.batch // 2)
 
 
 def main(argv=None):
@@ -245,13 +215,13 @@ def main(argv=None):
         rows += run_payload(label, tables, args.eb, "int8", args.repeat, nvcomp_ok)
         print(pd.DataFrame(rows).tail(16).to_markdown(index=False, floatfmt=".2f"), flush=True)
         del tables
-    uniq = unique_payload(args.batch, args.dim, args.tables)
+    uniq = make_payload("no-repeat", args.batch, args.dim, args.tables)
     rows += wire_rows("no-repeat", uniq, args.eb, args.repeat)
     copy = copy_gbps(sizes["design"], args.repeat)
-    rows.append({"payload": "-", "codec": "device-to-device copy (read + write)", "compress_GBps": copy})
+    rows.append({"payload": "-", "codec": "device-to-device copy (read + write)", "compress_gbps": copy})
     df = pd.DataFrame(rows)
     df["% of copy (c/d)"] = [f"{100 * c / copy:.0f}/{100 * d / copy:.0f}" if c == c and d == d else ""
-                             for c, d in zip(df.get("compress_GBps", np.nan), df.get("decompress_GBps", np.nan))]
+                             for c, d in zip(df.get("compress_gbps", np.nan), df.get("decompress_gbps", np.nan))]
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     print(f"\ndevice: {dev}; payloads (MB): {', '.join(f'{k} {v / 1e6:.0f}' for k, v in sizes.items())}; "
           f"eb {args.eb} rel; nvcomp {'yes' if nvcomp_ok else 'not installed'}")

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dlrmcomp import codecs
 from dlrmcomp.bench import benchmark, dumps, pad, payload, quantize, runner
+from dlrmcomp.codecs.quantize import LinearQuantizer
 from dlrmcomp.data.dumps import DumpWriter
 from dlrmcomp.errorbound import EBSchedule
 
@@ -36,14 +38,15 @@ def test_raw_dumps_without_manifest_are_inferred(tmp_path):
     assert dumps.load(tmp_path, entry).tolist() == x.reshape(4, 16).tolist()
 
 
-def test_quantize_codes_follow_the_seed():
+def test_quantize_codes_are_the_codecs_codes():
     x = np.random.default_rng(0).normal(0, 0.05, (512, 16)).astype(np.float32)
-    c = quantize.quantize_codes(x, 0.03, "int8")
-    step = 2 * c.eb_abs
-    assert c.codes.dtype == np.uint8 and c.codes.min() == 1 and c.escapes.size == 0
-    assert c.eb_abs == pytest.approx(0.03 * float(x.max() - x.min()))
-    seed = np.round(x / step)  # the seed's codes, shifted so the smallest is 1
-    assert np.array_equal(c.codes.astype(int), seed - seed.min() + 1)
+    q = quantize.quantize_codes(x, 0.03, "int8")
+    eb_abs = 0.03 * float(x.max() - x.min())
+    assert q.codes.dtype == np.int8 and q.escapes.size == 0 and q.grid.step == pytest.approx(2 * eb_abs)
+    seed = np.round(x / q.grid.step)  # the seed's grid, centred
+    assert np.array_equal(q.codes.astype(int), seed - q.grid.base / q.grid.step)
+    codec = codecs.get("quant+ans", eb=0.03, dtype="int8")
+    assert np.array_equal(LinearQuantizer.dequantize(q, x.dtype), codec.decode(codec.encode(x)))
 
 
 def test_snapshot_bounds_decay_to_the_table_bound_at_the_decay_stage():
@@ -60,9 +63,10 @@ def test_quantize_command_writes_codes_and_manifest(dump_dir, tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert len(m["codes"]) == 8 and {e["eb"] for e in m["codes"]} == {0.03}
     e = m["codes"][0]
-    codes = np.fromfile(out / e["file"], dtype=e["dtype"]).reshape(e["shape"])
+    q = quantize.load_codes(out, e)
     x = dumps.load(dump_dir, dumps.list_entries(dump_dir)[0])
-    assert np.abs((codes.astype(int) - e["shift"]) * 2 * e["eb_abs"] - x).max() <= e["eb_abs"] * (1 + 1e-6)
+    assert q.codes.dtype == np.int8 and e["escape_code"] == -128 and q.codes.shape == x.shape
+    assert np.abs(LinearQuantizer.dequantize(q, x.dtype) - x).max() <= e["eb_abs"]
 
 
 def test_pad_repeats_rows(dump_dir, tmp_path):
@@ -147,31 +151,50 @@ def test_runner_interleaves_rounds_and_keeps_one_schema():
     assert len(log) > 4  # rounds go on until each contestant was timed for min_seconds
 
 
+def test_one_timer_on_every_clock():
+    synced = []
+    result, seconds = runner.timed(lambda: 7, repeat=3, stat="min", clock="cpu", sync=lambda: synced.append(1))
+    assert result == 7 and 0 <= seconds < 0.1 and len(synced) == 4  # the warm-up's sync too
+    assert runner.timed(sum, [1, 2], repeat=2)[0] == 3
+    assert set(runner.CLOCKS) == {"wall", "cpu", "cuda"}
+    codec = runner.FrameCodec("quant+ans", 0.03)
+    row = runner.measure(payload.embedding_payload(64, 16, 1)[0], codec.codec)
+    assert tuple(row) == runner.ROW and row["codec"] == "quant+ans" and row["eb"] == 0.03
+
+
 def test_runner_adapters_keep_the_bound():
     pytest.importorskip("constriction")
     pytest.importorskip("pysz")
     xs = payload.embedding_payload(256, 16, 3)
     contestants = [runner.FrameCodec("quant+match+ans", 0.03, threads=2, label="ours x2"),
-                   runner.FrameCodec("quant+zstd", 0.03, label="quant+zstd-1"), runner.ConstrictionAns(0.03), runner.Sz3(0.03)]
+                   runner.FrameCodec("quant+zstd", 0.03, label="quant+zstd-1"), runner.ConstrictionAns(0.03),
+                   runner.Sz3(0.03)]
     rows = runner.run(contestants, xs, repeat=1)
     assert [r["codec"] for r in rows] == ["ours x2", "quant+zstd-1", "constriction ANS", "SZ3 (pysz)"]
     assert all(r["violations"] == 0 and r["ratio"] > 3 for r in rows)
 
 
-def test_cpu_codecs_benchmark_rows(monkeypatch):
+def test_cpu_codecs_benchmark_rows(tmp_path, capsys):
     import importlib.util
-
-    from dlrmcomp.codecs import base
 
     pytest.importorskip("constriction")
     pytest.importorskip("pysz")
-    monkeypatch.setattr(base, "_registry", dict(base._registry))  # the match recipes register on use
     spec = importlib.util.spec_from_file_location("cpu_codecs", ROOT / "benchmarks" / "cpu_codecs.py")
     cpu_codecs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cpu_codecs)
-    df = cpu_codecs.bench([128, 512], dim=16, n_tables=4, eb=0.03, zipf=1.05, repeat=1, stat="min", threads=2)
-    assert set(df.batch) == {128, 512} and (df.violations == 0).all()
+    df = cpu_codecs.bench(["design", "other"], [128, 512], dim=16, n_tables=4, eb=0.03, zipf=1.05, repeat=1,
+                          stat="min", threads=2)
+    assert set(df.batch) == {128, 512} and set(df.payload) == {"design", "other"} and (df.violations == 0).all()
     names = set(df.codec)
-    assert {"quant+match+ans", "quant+zstd-1", "quant+zstd-3", "quant+lz4", "constriction ANS", "SZ3 (pysz)",
-            "quant+match+ans (2 threads)"} <= names
+    assert {"quant+match+huffman", "quant+zstd-1", "quant+zstd-3", "quant+lz4", "constriction ANS", "SZ3 (pysz)",
+            "quant+match+huffman (2 threads)"} <= names
     assert df["% of order-0 bound"].between(10, 500).all()
+    wins = cpu_codecs.verdicts(df)
+    assert len(wins) == 4 and set(wins.best) <= set(cpu_codecs.OURS)
+    out = tmp_path / "cpu.json"
+    cpu_codecs.main(["--batch", "64", "--tables", "2", "--dim", "16", "--repeat", "1", "--min-seconds", "0",
+                     "--clock", "cpu", "--ours", "quant+match+huffman", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["command"].startswith("benchmarks/cpu_codecs.py --batch 64") and len(saved["verdicts"]) == 1
+    assert {r["codec"] for r in saved["rows"]} >= {"quant+match+huffman", "quant+zstd-1"}
+    assert "ours vs quant+zstd-1" in capsys.readouterr().out

@@ -30,7 +30,7 @@ def test_key_codecs_of_the_design_payload():
     raw = pd.read_csv(measured.GPU_CSV).query("payload == 'design'").set_index("codec")
     wire = raw.loc["ours wire quant+ans L128 C64K S1 end-to-end"]
     assert by.loc["ours-wire", "name"] == wire.name
-    assert by.loc["ours-wire", ["cr", "tc", "td"]].tolist() == [wire.ratio, wire.compress_GBps, wire.decompress_GBps]
+    assert by.loc["ours-wire", ["cr", "tc", "td"]].tolist() == [wire.ratio, wire.compress_gbps, wire.decompress_gbps]
     assert by.loc["nvcomp-ans", "name"].startswith("nvcomp ANS (int8 codes")
     assert by.loc["nvcomp-ans", "cr"] == raw.loc[by.loc["nvcomp-ans", "name"], "ratio"]
     assert by.loc["ours-dedup", "cr"] > 3 * by.loc["nvcomp-zstd", "cr"]  # dedup + rANS vs Zstd, DESIGN.md

@@ -20,7 +20,8 @@ from dlrmcomp.codecs.pipeline import Pipeline, parse_recipe
 from common import (check_backwards_compatibility, check_config, check_corruption, check_encode_decode,
                     check_error_bound, check_tampered_payload)
 
-OURS = ["quant+ans", "quant+huffman", "quant+dedup+ans", "quant+dedup+huffman", "quant+match+ans", "quant+match+huffman"]
+OURS = ["quant+ans", "quant+huffman", "quant+dedup+ans", "quant+dedup+huffman", "quant+match+ans",
+        "quant+match+huffman"]
 MATCH = ["quant+match+ans", "quant+match+huffman"]
 CODERS = [Rans(), Huffman(), Rans(lanes=7, chunk=100), Huffman(lanes=3, chunk=10)]
 
@@ -50,7 +51,8 @@ def arrays():
     special[3, 2], special[7, 0], special[9, 9], special[11, 1] = np.nan, np.inf, -np.inf, 1e30  # 1e30 escapes
     return embedding_payload(300, 16, 2, seed=1) + embedding_payload(2000, 64, 2, seed=2) + [
         special, rng.normal(size=(50, 7)), rng.normal(size=(3, 4, 5)).astype(np.float32), np.zeros((10, 4), np.float32),
-        np.array([0.0, -1.5, np.nan, np.inf, -np.inf, 1e-40, 3.0], np.float32), np.array([[-0.0, 0.0, 1.0]], np.float32),
+        np.array([0.0, -1.5, np.nan, np.inf, -np.inf, 1e-40, 3.0], np.float32),
+        np.array([[-0.0, 0.0, 1.0]], np.float32),
         -np.abs(rng.normal(size=(100, 8))).astype(np.float32), rng.normal(size=(70000, 1)).astype(np.float32)]
 
 
@@ -103,7 +105,8 @@ def test_stream_kernel_accepts_only_what_numpy_accepts(coder):
 # -- recipes -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", OURS)
 def test_compiled_recipes_write_and_read_the_staged_bytes(name):
-    for eb, mode, dtype in ((0.03, "rel", "auto"), (0.001, "rel", "auto"), (0.05, "rel", "int16"), (1e-300, "abs", "auto")):
+    for eb, mode, dtype in ((0.03, "rel", "auto"), (0.001, "rel", "auto"), (0.05, "rel", "int16"),
+                            (1e-300, "abs", "auto")):
         codec = codecs.get(name, eb=eb, mode=mode, dtype=dtype)
         for x in arrays():
             frame = codec.encode(x)
@@ -126,12 +129,14 @@ def test_compiled_decoder_accepts_only_what_the_staged_one_accepts(name):
         header, payload = unpack(forged)
         out = np.empty(header.shape, header.dtype)
         status = pipeline._decode_table(np.frombuffer(payload, np.uint8), row_stage, coder._coder,
-                                        pipeline.row_width(header.shape), pipeline.output_limit(header), out.reshape(-1))
+                                        pipeline.row_width(header.shape), pipeline.output_limit(header),
+                                        out.reshape(-1))
         if status == pipeline._OK:
             assert out.tobytes() == staged_decode(codec, forged).tobytes()
 
 
-def test_batches_threads_and_given_outputs():
+def test_batches_threads_and_given_outputs(monkeypatch):
+    monkeypatch.setattr(pipeline, "THREAD_MIN_ELEMENTS", 1)  # these small tables on threads too
     xs = embedding_payload(700, 16, 6, seed=3) + [np.random.default_rng(0).normal(size=(40, 3))]
     for name in ("quant+match+ans", "quant+dedup+huffman", "quant+zstd"):
         codec = codecs.get(name, eb=0.01)
@@ -144,6 +149,10 @@ def test_batches_threads_and_given_outputs():
             assert ys[1].tobytes() == singles[1].tobytes()
     codec = codecs.get("quant+match+huffman", eb=0.01)
     frames = codec.encode_batch(xs)
+    first = codec.decode_batch(frames)
+    kept = [y.copy() for y in first]
+    codec.decode_batch(frames[::-1])  # a buffer is reused only once no array of it is alive
+    assert [y.tobytes() for y in first] == [y.tobytes() for y in kept]
     out = [np.empty_like(x) for x in xs]
     ys = codec.decode_batch(frames, out=out)
     assert all(y is o for y, o in zip(ys, out)) and ys[2].tobytes() == codec.decode(frames[2]).tobytes()

@@ -1,9 +1,10 @@
 """``dlrmcomp external``: run the artifact's GPU tools over dumps, logging as ``lossless_encoder.py``.
 
 Lossless tools (nvcomp, GPULZ, cuSZ's ``bin_hf``) read the quantized codes of ``dlrmcomp
-quantize`` (``*.quan``); ``sz3`` reads the float dumps at a relative bound. An executable is
-taken from its environment variable (e.g. ``NVCOMP_ANS=/opt/nvcomp/bin/benchmark_ans_chunked``)
-or found on PATH. Parse the log with ``dlrmcomp parse`` (:mod:`dlrmcomp.bench.parsers`).
+quantize`` (``*.quan``: the codes the ``quant+*`` codecs code, :mod:`dlrmcomp.bench.quantize`);
+``sz3`` reads the float dumps at a relative bound. An executable is taken from its environment
+variable (e.g. ``NVCOMP_ANS=/opt/nvcomp/bin/benchmark_ans_chunked``) or found on PATH. Parse the
+log with ``dlrmcomp parse`` (:mod:`dlrmcomp.bench.parsers`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from . import dumps
 
@@ -56,7 +59,7 @@ def code_jobs(directory: Path) -> list[dict]:
     jobs = []
     for e in json.loads(manifest_path.read_text())["codes"]:
         rows, dim = e["shape"]
-        width = dim * (2 if e["dtype"] == "uint16" else 1)
+        width = dim * np.dtype(e["dtype"]).itemsize
         jobs.append({"file": str(directory / e["file"]), "table": e["table"], "snapshot": e["snapshot"],
                      "rows": rows, "width": width})
     return jobs

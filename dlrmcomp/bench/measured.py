@@ -30,7 +30,7 @@ ALLTOALL_JSON = (DATA_DIR / "alltoall_h200_gloo2.json", DATA_DIR / "alltoall_h20
 LINKS = {"25 GbE": 3.125, "100 GbE": 12.5, "IB HDR": 25.0, "IB NDR": 50.0, "NVLink 4": 450.0}
 
 GPU_COLUMNS = {"date": "date", "device": "device", "payload": "payload", "eb": "eb", "codec": "codec",
-               "ratio": "cr", "compress_GBps": "tc", "decompress_GBps": "td"}
+               "ratio": "cr", "compress_gbps": "tc", "decompress_gbps": "td"}
 ALLTOALL_COLUMNS = ("size_mb", "codec", "cr", "bandwidth_gbs", "tc_gbs", "td_gbs", "measured_speedup",
                     "model_speedup", "model_error")
 

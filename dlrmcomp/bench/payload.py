@@ -39,3 +39,28 @@ def unique_payload(batch: int = 65536, dim: int = 64, n_tables: int = 26, seed: 
     """The same shape without repeated rows (every lookup distinct): dedup cannot help."""
     rng = np.random.default_rng(seed)
     return [rng.normal(0.0, 0.05, size=(batch, dim)).astype(np.float32) for _ in range(n_tables)]
+
+
+#: the cardinalities of :func:`other_payload`
+OTHER_ROWS = (5000, 90000, 12, 700000, 333, 4000000, 48, 2600, 150000, 9, 31000, 1200000, 77, 520, 64000, 2000000)
+
+
+def other_payload(batch: int = 32768, seed: int = 7) -> list[np.ndarray]:
+    """A payload built differently from DESIGN.md's: 16 tables of other cardinalities, dim 128, Zipf 1.2."""
+    return embedding_payload(batch, 128, 16, exponent=1.2, seed=seed, row_cap=4_000_000, cardinalities=OTHER_ROWS)
+
+
+PAYLOADS = ("design", "other", "no-repeat")
+
+
+def make_payload(kind: str, batch: int, dim: int = 64, n_tables: int = 26, exponent: float = 1.05) -> list[np.ndarray]:
+    """A payload of :data:`PAYLOADS` at ``batch`` rows a table: ``design`` (:func:`embedding_payload`
+    at dim, tables and Zipf exponent), ``other`` (:func:`other_payload`: its own dim, tables and
+    exponent) or ``no-repeat`` (:func:`unique_payload`)."""
+    if kind == "design":
+        return embedding_payload(batch, dim, n_tables, exponent=exponent)
+    if kind == "other":
+        return other_payload(batch)
+    if kind == "no-repeat":
+        return unique_payload(batch, dim, n_tables)
+    raise ValueError(f"unknown payload {kind!r}; one of {PAYLOADS}")

@@ -2,34 +2,26 @@
 
 Each dump ``EMB_{t}_iter_{k}.bin`` is quantized at the relative bound the schedule gives table t
 at snapshot k, where the ``decay_stage`` snapshot index maps to the schedule's early stage
-(snapshot k <-> iteration k * early_stage / decay_stage). Codes are shifted so the smallest
-code is 1 (the seed's ``+ |min| + 1``) and stored unsigned, 1 or 2 bytes; 0 marks an escape,
-whose value is stored verbatim in ``.esc`` (float32), like SZ3's unpredictable values.
+(snapshot k <-> iteration k * early_stage / decay_stage). The files hold the codes the ``quant+*``
+codecs code (:class:`~dlrmcomp.codecs.quantize.LinearQuantizer`: int8 or int16, value = base +
+code * step, the dtype's smallest value marks an escape), the one code format of this package:
+``.quan`` the codes, ``.esc`` the escaped values verbatim (the dump's float32), like SZ3's
+unpredictable values; the manifest records base, step and the escape code. The external tools
+(:mod:`dlrmcomp.bench.external`) read the ``.quan`` bytes.
 """
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..codecs.quantize import LinearQuantizer, code_limits
+from ..codecs.quantize import Grid, LinearQuantizer, Quantized, code_limits
 from ..errorbound import EBSchedule, ErrorBound
 from ..io import atomic_write, write_json
 from . import dumps
 
-FORMAT = "dlrmcomp-emb-codes/1"
-
-
-@dataclass(frozen=True)
-class Codes:
-    """Positive codes (x's shape, uint8/uint16, 0 = escape), escapes (float32), bound, shift."""
-
-    codes: np.ndarray
-    escapes: np.ndarray
-    eb_abs: float
-    shift: int
+FORMAT = "dlrmcomp-emb-codes/2"
 
 
 def snapshot_bound(schedule: EBSchedule, table: int, snapshot: int, decay_stage: int) -> float:
@@ -39,16 +31,9 @@ def snapshot_bound(schedule: EBSchedule, table: int, snapshot: int, decay_stage:
     return schedule.bound(table, round(snapshot * schedule.early_stage / decay_stage))
 
 
-def quantize_codes(x: np.ndarray, eb: float, dtype: str = "int8") -> Codes:
-    """x float32 [B, D] at relative bound ``eb`` -> positive codes of the same width as ``dtype``."""
-    eb_abs = ErrorBound(eb, "rel").resolve(x)
-    q = LinearQuantizer(dtype).quantize(x, eb_abs)
-    _, esc = code_limits(q.codes.dtype)
-    wide = q.codes.astype(np.int32)
-    hit = wide != esc
-    shift = 1 - int(wide[hit].min()) if hit.any() else 0
-    codes = np.where(hit, wide + shift, 0).astype(np.dtype(f"u{q.codes.dtype.itemsize}"))
-    return Codes(codes, q.escapes.astype(np.float32), eb_abs, shift)
+def quantize_codes(x: np.ndarray, eb: float, dtype: str = "int8") -> Quantized:
+    """x [B, D] at relative bound ``eb`` -> the codes, escapes and grid of the ``quant+*`` codecs."""
+    return LinearQuantizer(dtype).quantize(x, ErrorBound(eb, "rel").resolve(x))
 
 
 def quantize_dir(src, out, schedule: EBSchedule, decay_stage: int, dtype: str = "int8",
@@ -58,18 +43,29 @@ def quantize_dir(src, out, schedule: EBSchedule, decay_stage: int, dtype: str = 
     entries = []
     for e in dumps.list_entries(src, dim):
         eb = snapshot_bound(schedule, e["table"], e["snapshot"], decay_stage)
-        c = quantize_codes(dumps.load(src, e), eb, dtype)
+        q = quantize_codes(dumps.load(src, e), eb, dtype)
         stem = Path(e["file"]).stem
-        atomic_write(out / f"{stem}.quan", c.codes.tobytes())
-        if c.escapes.size:
-            atomic_write(out / f"{stem}.esc", c.escapes.tobytes())
+        atomic_write(out / f"{stem}.quan", q.codes.tobytes())
+        if q.escapes.size:
+            atomic_write(out / f"{stem}.esc", q.escapes.tobytes())
         entries.append({"file": f"{stem}.quan", "table": e["table"], "snapshot": e["snapshot"],
-                        "shape": list(c.codes.shape), "dtype": c.codes.dtype.name, "eb": eb,
-                        "eb_abs": c.eb_abs, "shift": c.shift, "escapes": int(c.escapes.size)})
+                        "shape": list(q.codes.shape), "dtype": q.codes.dtype.name, "eb": eb,
+                        "eb_abs": q.grid.step / 2, "base": q.grid.base, "step": q.grid.step,
+                        "escape_code": code_limits(q.codes.dtype)[1], "escapes": int(q.escapes.size),
+                        "escape_dtype": q.escapes.dtype.name})
     manifest = {"format": FORMAT, "source": str(src), "decay_stage": decay_stage, "code_dtype": dtype,
                 "schedule": schedule.to_dict(), "codes": entries}
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def load_codes(directory, entry: dict) -> Quantized:
+    """The codes, escapes and grid of one manifest entry of a ``dlrmcomp quantize`` folder."""
+    directory = Path(directory)
+    codes = np.fromfile(directory / entry["file"], dtype=entry["dtype"]).reshape(entry["shape"])
+    esc = directory / (Path(entry["file"]).stem + ".esc")
+    escapes = np.fromfile(esc, dtype=entry["escape_dtype"]) if entry["escapes"] else np.zeros(0, entry["escape_dtype"])
+    return Quantized(codes, escapes, Grid(entry["base"], entry["step"]))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,9 @@ is timed over the float bytes in (GB/s of input, decimal). :func:`run` measures 
 interleaved (round r times every contestant once before round r + 1 starts, after one warm-up
 round), so that load on a shared machine falls on all of them alike. Rows follow
 :data:`ROW`; ``dlrmcomp bench``, ``benchmarks/cpu_codecs.py`` and :func:`dlrmcomp.bench.sweep.sweep`
-all measure through :func:`run`.
+all measure through :func:`run`; ``benchmarks/gpu_codecs.py`` times device calls with
+:func:`timed` (the same clocks, :data:`CLOCKS`, CUDA events among them) into the same columns.
+:func:`order0_bytes` (through :func:`dlrmcomp.codecs.entropy.entropy_bits`) is the one order-0 bound.
 """
 from __future__ import annotations
 
@@ -31,20 +33,54 @@ from ..errorbound import ErrorBound
 ROW = ("codec", "eb", "eb_abs", "raw_bytes", "frame_bytes", "ratio", "max_abs_err", "violations", "psnr",
        "nrmse", "compress_gbps", "decompress_gbps")
 STATS = {"median": np.median, "min": np.min}
+
+
+class Clock:
+    """What a timer reads: ``now()`` a mark, ``seconds(a, b)`` between two marks."""
+
+    def __init__(self, now, seconds=lambda a, b: b - a):
+        self.now, self.seconds = now, seconds
+
+
+def _cuda_clock() -> Clock:
+    """CUDA events on the current stream (cupy): a mark records one; ``seconds`` waits for the later."""
+    from ..codecs.gpu.runtime import cp_module
+
+    cp = cp_module()
+
+    def now():
+        event = cp.cuda.Event()
+        event.record()
+        return event
+
+    def seconds(a, b):
+        b.synchronize()
+        return cp.cuda.get_elapsed_time(a, b) / 1e3
+
+    return Clock(now, seconds)
+
+
 #: wall: time.perf_counter; cpu: CPU time of the calling thread (time.thread_time), for one-thread
-#: runs on a shared machine, where wall clock measures the other processes too
-CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+#: runs on a shared machine, where wall clock measures the other processes too; cuda: CUDA events
+#: around the calls (the device's time; host work inside a call counts where it waits on the device)
+CLOCKS = {"wall": lambda: Clock(time.perf_counter), "cpu": lambda: Clock(time.thread_time), "cuda": _cuda_clock}
 
 
-def timed(fn, *args, repeat: int = 1, stat: str = "median"):
+def timed(fn, *args, repeat: int = 1, stat: str = "median", clock: str = "wall", sync=None):
     """(result, seconds) of ``fn(*args)``: ``stat`` (median | min) of ``repeat`` runs after one
-    warm-up run."""
+    warm-up run, on ``clock`` (a key of :data:`CLOCKS`); ``sync`` (e.g. a device synchronize) is
+    called after each run, inside the timed span."""
+    c = CLOCKS[clock]()
     result = fn(*args)
+    if sync is not None:
+        sync()
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = c.now()
         result = fn(*args)
-        times.append(time.perf_counter() - start)
+        if sync is not None:
+            sync()
+        times.append(c.seconds(start, c.now()))
     return result, float(STATS[stat](times))
 
 
@@ -69,13 +105,15 @@ class Contestant:
 
 
 class FrameCodec(Contestant):
-    """A dlrmcomp codec (``name``: registry name or recipe; ``label``: its row name)."""
+    """A dlrmcomp codec: a codec object, or a registry name or recipe built at ``eb`` / ``mode``
+    with ``params``; ``label``: its row name."""
 
-    def __init__(self, name: str, eb: float | None = None, mode: str = "rel", threads: int = 1,
+    def __init__(self, codec: codecs.Codec | str, eb: float | None = None, mode: str = "rel", threads: int = 1,
                  label: str | None = None, **params):
-        lossy = eb is not None
-        self.codec = codecs.get(name, eb=eb, mode=mode, **params) if lossy else codecs.get(name, **params)
-        self.name, self.eb, self.threads = label or name, eb, int(threads)
+        if isinstance(codec, str):
+            codec = codecs.get(codec, eb=eb, mode=mode, **params) if eb is not None else codecs.get(codec, **params)
+        self.codec, self.name, self.threads = codec, label or codec.name, int(threads)
+        self.eb = getattr(codec, "eb", None)
 
     def _batched(self, method: str, items) -> list:
         fn = getattr(self.codec, method)
@@ -171,7 +209,7 @@ def run(contestants: Sequence[Contestant], xs: Sequence[np.ndarray], repeat: int
     rounds, more while some contestant has been timed for less than ``min_seconds`` in all (small
     batches: many short rounds, so that ``min`` finds the rounds the machine left alone). ``clock``:
     a key of :data:`CLOCKS` (``cpu`` only for contestants that run on the calling thread)."""
-    now = CLOCKS[clock]
+    clk = CLOCKS[clock]()
     xs = [np.asarray(x) for x in xs]
     raw = sum(x.nbytes for x in xs)
     times = {id(c): ([], []) for c in contestants}
@@ -180,16 +218,16 @@ def run(contestants: Sequence[Contestant], xs: Sequence[np.ndarray], repeat: int
     while r <= repeat or min(sum(times[id(c)][0]) + sum(times[id(c)][1]) for c in contestants) < min_seconds:
         r += 1
         for c in contestants:
-            t0 = now()
+            t0 = clk.now()
             blobs = c.encode(xs)
-            t1 = now()
+            t1 = clk.now()
             ys = c.decode(blobs)
-            t2 = now()
+            t2 = clk.now()
             if r == 1:  # the warm-up round: sizes and errors (the same every round)
                 rows[id(c)] = _row(c, xs, blobs, ys, eb)
             else:
-                times[id(c)][0].append(t1 - t0)
-                times[id(c)][1].append(t2 - t1)
+                times[id(c)][0].append(clk.seconds(t0, t1))
+                times[id(c)][1].append(clk.seconds(t1, t2))
             del blobs, ys
     out = []
     gb = raw / 1e9
@@ -220,9 +258,7 @@ def _one(bounds: list):
 
 def measure(x: np.ndarray, codec: codecs.Codec, repeat: int = 1) -> dict:
     """One codec object on one array: a :data:`ROW` (median of ``repeat`` timed runs)."""
-    contestant = FrameCodec.__new__(FrameCodec)
-    contestant.codec, contestant.name, contestant.eb, contestant.threads = codec, codec.name, getattr(codec, "eb", None), 1
-    return run([contestant], [x], repeat)[0]
+    return run([FrameCodec(codec)], [x], repeat)[0]
 
 
 def order0_bytes(xs: Sequence[np.ndarray], eb: float, mode: str = "rel", dtype: str = "auto") -> float:

@@ -1095,31 +1095,112 @@ def _parse_plane(data, pos, end, stream_start, width, coder, n, chunk, lanes):
     return _OK, pos + prev, k, alphabet, param, entries, ends, pos, lane_max
 
 
+def _plane_pair_driver(init, step, finish):
+    """``_lane_driver`` for two planes of one stream decoded together (forwards): lane l of both
+    planes advance side by side, two lanes at a time, so a stream of one to three lanes still runs
+    four (or two) dependency chains. ctx[7] is the lane count of both."""
+
+    @njit(cache=True, nogil=True)
+    def _run_plane_pair(ca, cb, n, chunk, lanes):
+        for c in range((n + chunk - 1) // chunk):
+            start = c * chunk
+            m = min(chunk, n - start)
+            rows, rem = m // lanes, m % lanes
+            lane = 0
+            while lane < lanes:
+                if lane + 2 <= lanes:
+                    n0, n1 = rows + (lane < rem), rows + (lane + 1 < rem)
+                    a0, b0 = init(ca, c, lane, n0), init(cb, c, lane, n0)
+                    a1, b1 = init(ca, c, lane + 1, n1), init(cb, c, lane + 1, n1)
+                    for t in range(rows + 1):
+                        i = start + t * lanes + lane
+                        if t < rows:
+                            a0, b0 = step(ca, a0, i), step(cb, b0, i)
+                            a1, b1 = step(ca, a1, i + 1), step(cb, b1, i + 1)
+                        else:
+                            if lane < rem:
+                                a0, b0 = step(ca, a0, i), step(cb, b0, i)
+                            if lane + 1 < rem:
+                                a1, b1 = step(ca, a1, i + 1), step(cb, b1, i + 1)
+                    err = finish(ca, c, lane, n0, a0) or finish(cb, c, lane, n0, b0)
+                    err = err or finish(ca, c, lane + 1, n1, a1) or finish(cb, c, lane + 1, n1, b1)
+                    lane += 2
+                else:
+                    count = rows + (lane < rem)
+                    a0, b0 = init(ca, c, lane, count), init(cb, c, lane, count)
+                    for t in range(count):
+                        i = start + t * lanes + lane
+                        a0, b0 = step(ca, a0, i), step(cb, b0, i)
+                    err = finish(ca, c, lane, count, a0) or finish(cb, c, lane, count, b0)
+                    lane += 1
+                if err:
+                    return err
+        return 0
+
+    return _run_plane_pair
+
+
+_rans_dec_pair = _plane_pair_driver(_rans_dec_init, _rans_dec_step, _rans_dec_finish)
+_huff_dec_pair = _plane_pair_driver(_huff_dec_init, _huff_dec_step, _huff_dec_finish)
+
+
+@njit(cache=True, nogil=True)
+def _rans_plane_ctx(data, body, k, alphabet, param, entries, ends, lane_max, lanes, target):
+    """The rANS decode context of a parsed plane (as _rans_decode_kernel builds it)."""
+    size = ends[-1]
+    words = np.zeros(size // 2 + lane_max + 2, np.uint16)
+    words.view(np.uint8)[:size] = data[body:body + size]
+    m = np.int64(1) << param
+    lut_sym = np.empty(m, np.uint16)
+    lut_fb = np.empty(m, np.int32)
+    slot = 0
+    for j in range(k):
+        f = entries[j]
+        for r in range(f):
+            lut_sym[slot] = alphabet[j]
+            lut_fb[slot] = f | (r << 16)
+            slot += 1
+    return (words, ends, param, lut_sym, lut_fb, target, 0, lanes)
+
+
+@njit(cache=True, nogil=True)
+def _huffman_plane_ctx(data, body, alphabet, param, entries, ends, lane_max, lanes, target):
+    """The Huffman decode context of a parsed plane (as _huffman_decode_kernel builds it)."""
+    size = ends[-1]
+    words = np.zeros(size // 4 + lane_max + 2, np.uint32)
+    words.view(np.uint8)[:size] = data[body:body + size]
+    lut = _huffman_lut(_canonical_codes(entries), entries, alphabet, param)
+    return (words, ends, param, lut, target, 0, 0, lanes)
+
+
 @njit(cache=True, nogil=True)
 def _decode_plane(data, body, k, alphabet, param, entries, ends, lane_max, coder, n, chunk, lanes, target):
     """Lane data of a parsed plane -> target (n,) (a view of the output); returns an error code."""
     if k == 1:
         target[:] = alphabet[0]
         return 0
-    size = ends[-1]
     if coder == _RANS:
-        words = np.zeros(size // 2 + lane_max + 2, np.uint16)
-        words.view(np.uint8)[:size] = data[body:body + size]
-        m = np.int64(1) << param
-        lut_sym = np.empty(m, np.uint16)
-        lut_fb = np.empty(m, np.int32)
-        slot = 0
-        for j in range(k):
-            f = entries[j]
-            for r in range(f):
-                lut_sym[slot] = alphabet[j]
-                lut_fb[slot] = f | (r << 16)
-                slot += 1
-        return _rans_decode_kernel(words, ends, n, chunk, lanes, param, lut_sym, lut_fb, target)
-    words32 = np.zeros(size // 4 + lane_max + 2, np.uint32)
-    words32.view(np.uint8)[:size] = data[body:body + size]
-    lut = _huffman_lut(_canonical_codes(entries), entries, alphabet, param)
-    return _huffman_decode_kernel(words32, ends, n, chunk, lanes, param, lut, target)
+        ctx = _rans_plane_ctx(data, body, k, alphabet, param, entries, ends, lane_max, lanes, target)
+        return _rans_dec_lanes(ctx, n, chunk, lanes, False)
+    ctx = _huffman_plane_ctx(data, body, alphabet, param, entries, ends, lane_max, lanes, target)
+    return _huff_dec_lanes(ctx, n, chunk, lanes, False)
+
+
+@njit(cache=True, nogil=True)
+def _decode_plane_pair(data, bodies, ks, alphabets, params, entries, all_ends, lane_maxes, coder, n, chunk, lanes,
+                       out):
+    """Byte planes 0 and 1 of a 2-byte stream of fewer than four lanes, decoded side by side into
+    out (n * 2,) uint8; returns an error code."""
+    ta, tb = out[0::2], out[1::2]
+    if coder == _RANS:
+        ca = _rans_plane_ctx(data, bodies[0], ks[0], alphabets[0], params[0], entries[0], all_ends[0], lane_maxes[0],
+                             lanes, ta)
+        cb = _rans_plane_ctx(data, bodies[1], ks[1], alphabets[1], params[1], entries[1], all_ends[1], lane_maxes[1],
+                             lanes, tb)
+        return _rans_dec_pair(ca, cb, n, chunk, lanes)
+    ca = _huffman_plane_ctx(data, bodies[0], alphabets[0], params[0], entries[0], all_ends[0], lane_maxes[0], lanes, ta)
+    cb = _huffman_plane_ctx(data, bodies[1], alphabets[1], params[1], entries[1], all_ends[1], lane_maxes[1], lanes, tb)
+    return _huff_dec_pair(ca, cb, n, chunk, lanes)
 
 
 @njit(cache=True, nogil=True)
@@ -1166,11 +1247,19 @@ def _decode_stream(data, pos, end, coder, max_bytes):
     if pos != end:
         return _CORRUPT, 0, none
     out = np.empty(n * w, np.uint8)
+    if layout == BYTES and w == 2 and lanes < 4 and ks[0] > 1 and ks[1] > 1:  # few lanes: both planes at once
+        if _decode_plane_pair(data, bodies, ks, alphabets, params, entries, all_ends, lane_maxes, coder, n, chunk,
+                              lanes, out):
+            return _CORRUPT, 0, none
+        return _OK, code, out
     for p in range(n_planes):
         if layout == WHOLE and w == 2:
             target = out.view(np.uint16)
             err = _decode_plane(data, bodies[p], ks[p], alphabets[p], params[p], entries[p], all_ends[p],
                                 lane_maxes[p], coder, n, chunk, lanes, target)
+        elif w == 1:  # contiguous: a strided view's stores cost a third more
+            err = _decode_plane(data, bodies[p], ks[p], alphabets[p], params[p], entries[p], all_ends[p],
+                                lane_maxes[p], coder, n, chunk, lanes, out)
         else:
             err = _decode_plane(data, bodies[p], ks[p], alphabets[p], params[p], entries[p], all_ends[p],
                                 lane_maxes[p], coder, n, chunk, lanes, out[p::w])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -49,12 +50,41 @@ class FrameHeader:
 
 
 def pack(header: FrameHeader, payload: bytes) -> bytes:
-    meta = {"codec": header.codec, "dtype": header.dtype.str, "shape": list(header.shape), "eb_abs": header.eb_abs}
+    # the bytes of json.dumps(meta, separators=(",", ":")), built from parts: a codec's config is
+    # serialised once (:func:`_config_json`), not once a frame
+    meta = ['{"codec":', _config_json(header.codec), ',"dtype":"', header.dtype.str, '","shape":[',
+            ",".join([str(int(s)) for s in header.shape]), '],"eb_abs":', _json_number(header.eb_abs)]
     if header.stats is not None:
-        meta["stats"] = header.stats
-    meta = json.dumps(meta, separators=(",", ":")).encode()
-    body = b"".join((_PREFIX.pack(MAGIC, VERSION, len(meta)), meta, _PAYLOAD_LEN.pack(len(payload)), payload))
-    return body + _CRC.pack(zlib.crc32(body))
+        meta += [',"stats":', json.dumps(header.stats, separators=(",", ":"))]
+    meta = "".join(meta + ["}"]).encode()
+    head = b"".join((_PREFIX.pack(MAGIC, VERSION, len(meta)), meta, _PAYLOAD_LEN.pack(len(payload))))
+    return b"".join((head, payload, _CRC.pack(zlib.crc32(payload, zlib.crc32(head)))))  # the payload copied once
+
+
+_configs: dict[tuple, str] = {}
+
+
+def _config_json(config: dict) -> str:
+    """json.dumps of a codec config, remembered by its (key, type, value) items (1, 1.0 and True
+    hash alike but serialise differently); a config with an unhashable value is serialised anew."""
+    try:
+        key = tuple([(k, type(v), v) for k, v in config.items()])
+        return _configs[key]
+    except TypeError:
+        return json.dumps(config, separators=(",", ":"))
+    except KeyError:
+        if len(_configs) >= 256:
+            _configs.clear()
+        _configs[key] = text = json.dumps(config, separators=(",", ":"))
+        return text
+
+
+def _json_number(v) -> str:
+    """json.dumps(v) of a bound: float repr for a finite float, json's own otherwise."""
+    return float.__repr__(v) if type(v) is float and math.isfinite(v) else json.dumps(v)
+
+
+_DTYPES = {d.str: d for d in SUPPORTED_DTYPES}
 
 
 def unpack(frame) -> tuple[FrameHeader, memoryview]:
@@ -81,16 +111,57 @@ def unpack(frame) -> tuple[FrameHeader, memoryview]:
     if zlib.crc32(buf[:end]) != crc:
         raise CorruptStreamError("frame checksum mismatch")
     try:
-        meta = json.loads(bytes(buf[_PREFIX.size:pos]))
-        header = FrameHeader(codec=dict(meta["codec"]), dtype=np.dtype(meta["dtype"]),
-                             shape=tuple(int(s) for s in meta["shape"]),
-                             eb_abs=None if meta["eb_abs"] is None else float(meta["eb_abs"]),
-                             stats=None if meta.get("stats") is None else dict(meta["stats"]))
+        header = _read_meta(bytes(buf[_PREFIX.size:pos]))
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptStreamError(f"frame header unreadable: {exc}") from None
     if header.dtype not in SUPPORTED_DTYPES or any(s < 0 for s in header.shape):
         raise CorruptStreamError(f"frame header names dtype {header.dtype} / shape {header.shape}")
     return header, buf[pos + _PAYLOAD_LEN.size:end]
+
+
+#: the end of the header :func:`pack` writes without stats, after the codec config
+_TAIL = re.compile(rb',"dtype":"([^"\\]*)","shape":\[([0-9,]*)\],"eb_abs":(null|-?[0-9][0-9.eE+-]*)\}\Z')
+_parsed: dict[bytes, dict] = {}
+
+
+def _read_meta(meta: bytes) -> FrameHeader:
+    """The header's JSON. Laid out as :func:`pack` writes it, the codec config is parsed once (and
+    remembered by its bytes when it holds only scalars) and the rest is read by :data:`_TAIL`; any
+    other layout, by json alone."""
+    cut = meta.rfind(b',"dtype":"')
+    tail = _TAIL.match(meta, cut) if cut > 9 and meta.startswith(b'{"codec":') else None
+    config = None if tail is None else _config_of(meta[9:cut])
+    if config is None:
+        m = json.loads(meta.decode())
+        return FrameHeader(codec=dict(m["codec"]), dtype=_dtype(m["dtype"]), shape=tuple(int(s) for s in m["shape"]),
+                           eb_abs=None if m["eb_abs"] is None else float(m["eb_abs"]),
+                           stats=None if m.get("stats") is None else dict(m["stats"]))
+    dtype, shape, eb_abs = tail.groups()
+    return FrameHeader(codec=config, dtype=_dtype(dtype.decode()),
+                       shape=tuple(int(s) for s in shape.split(b",")) if shape else (),
+                       eb_abs=None if eb_abs == b"null" else float(eb_abs))
+
+
+def _config_of(text: bytes) -> dict | None:
+    """A fresh dict of the codec config JSON ``text``; None where it is not one JSON object."""
+    config = _parsed.get(text)
+    if config is None:
+        try:
+            config = json.loads(text.decode())
+        except ValueError:
+            return None
+        if not isinstance(config, dict):
+            return None
+        if all(v is None or isinstance(v, (str, int, float)) for v in config.values()):
+            if len(_parsed) >= 256:
+                _parsed.clear()
+            _parsed[text] = config
+    return dict(config)
+
+
+def _dtype(name) -> np.dtype:
+    dtype = _DTYPES.get(name)
+    return np.dtype(name) if dtype is None else dtype
 
 
 def read_header(frame) -> FrameHeader:

@@ -4,6 +4,7 @@ Each stage turns an array into bytes (dtype and shape kept) and back.
 """
 from __future__ import annotations
 
+import threading
 import zlib
 
 import lz4.block
@@ -34,19 +35,27 @@ class ByteStage:
 
 
 class Zstd(ByteStage):
+    """zstd at ``level``. A zstandard (de)compressor object must not be used by two threads at once
+    (zarr decodes chunks on a thread pool), so each thread gets its own."""
+
     def __init__(self, level: int = 1):
         self.level = int(level)
-        self._c = zstandard.ZstdCompressor(level=self.level)
-        self._d = zstandard.ZstdDecompressor()
+        self._local = threading.local()
+
+    def _objects(self):
+        local = self._local
+        if not hasattr(local, "c"):
+            local.c, local.d = zstandard.ZstdCompressor(level=self.level), zstandard.ZstdDecompressor()
+        return local.c, local.d
 
     def compress(self, raw: bytes) -> bytes:
-        return self._c.compress(raw)
+        return self._objects()[0].compress(raw)
 
     def decompress(self, buf, max_bytes: int | None = None) -> bytes:
         try:
             claimed = zstandard.frame_content_size(buf)
             self.check_size(claimed if claimed >= 0 else 0, max_bytes, "zstd")
-            return self._d.decompress(buf, max_output_size=max_bytes or 0)
+            return self._objects()[1].decompress(buf, max_output_size=max_bytes or 0)
         except zstandard.ZstdError as exc:
             raise CorruptStreamError(f"zstd: {exc}") from None
 

@@ -20,6 +20,8 @@ which writes and reads the same bytes as the stage-by-stage path; ``encode_batch
 """
 from __future__ import annotations
 
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,8 +33,7 @@ from ._jit import njit
 from .base import Codec, ErrorBoundedCodec, decode_checked
 from .dedup import _dedup_kernel, _inverse_kernel, _matches_kernel, dedup_rows, index_dtype, inverse_of, matches_of
 from .frame import FrameHeader, as_bytes, join_sections, pack, pack_array, split_sections, unpack, unpack_array
-from .quantize import (CODE_DTYPES, Grid, LinearQuantizer, Quantized, _dequantize_kernel, _quantize_kernel,
-                       code_limits)
+from .quantize import CODE_DTYPES, Grid, LinearQuantizer, Quantized, _quantize_kernel, code_limits
 
 CODERS = ("ans", "huffman", "zstd", "lz4", "zlib")
 ROW_STAGES = ("dedup", "match")
@@ -177,7 +178,8 @@ def _encode_table(flat, rows, base, step, eb_abs, qmax, esc, sym, row_stage, cod
         n_unique = _dedup_codes(sym, rows, inverse, first_rows)
         if n_unique > 65536 or (row_stage == _MATCH and n_unique >= 65536):
             return np.empty(0, np.uint8), -1
-        room = entropy._stream_bound(n_unique * width, csz, lanes, chunk) + entropy._stream_bound(rows, 2, lanes, chunk) + 8
+        room = entropy._stream_bound(n_unique * width, csz, lanes, chunk) + 8
+        room += entropy._stream_bound(rows, 2, lanes, chunk)
     out = np.empty(4 + 8 + 4 + 8 + _SIDE_HEAD + 8 + n_esc * isz + 8 + room, np.uint8)
     pos = _put(out, 0, 2 if row_stage == _NONE else 3, 4)
     pos = _put(out, pos, 4 + 8 + _SIDE_HEAD + 8 + n_esc * isz, 8)  # side info: join_sections([head, escapes])
@@ -292,8 +294,9 @@ def _dequantize_codes(codes, esc, base, step, out_flat, inverse, width, escapes)
     if found != escapes.size:
         return _CORRUPT
     k = 0
+    w = np.uint64(width)
     for i in range(n):
-        c = codes[np.uint64(inverse[i // width]) * np.uint64(width) + np.uint64(i % width)] if inverse.size else codes[i]
+        c = codes[np.uint64(inverse[i // width]) * w + np.uint64(i % width)] if inverse.size else codes[i]
         if c == esc:
             out_flat[i] = escapes[k]
             k += 1
@@ -562,18 +565,21 @@ class Pipeline(Codec):
     # -- batches -------------------------------------------------------------------------------
     def encode_batch(self, xs, threads: int = 1) -> list[bytes]:
         """Arrays -> one frame each (the frames ``encode`` writes); ``threads`` > 1 codes the
-        tables of a compiled recipe in parallel (its kernels release the GIL; the library stages
-        of the others keep per-object state, so they code one table at a time)."""
-        return _map(self.encode, xs, threads if self._kernel is not None else 1)
+        tables of a compiled recipe in parallel where they are large enough to pay
+        (:data:`THREAD_MIN_ELEMENTS` on average): its kernels release the GIL. The library stages
+        of the other recipes keep per-object state, so they code one table at a time."""
+        xs = list(xs)
+        parallel = self._kernel is not None and _worth_threads([np.size(x) for x in xs])
+        return _map(self.encode, xs, threads if parallel else 1)
 
     def decode_batch(self, frames, threads: int = 1, out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Frames of this codec -> one array each; ``threads`` as in :meth:`encode_batch`.
 
         The compiled recipes write the arrays of a batch into ``out`` (arrays of the frames' dtypes
         and shapes, e.g. an all-to-all's receive buffers) or, by default, into views of one
-        allocation: one pass of page faults a batch instead of one a table (and huge pages where
-        the OS gives them to large allocations), which at 8192 x 64 fp32 a table costs more than
-        decoding. The views keep that allocation alive while any of them lives."""
+        buffer, which the next batch on this thread reuses once none of these arrays is alive: a
+        fresh allocation costs a page fault every 4 KiB (2.5 us each on the 2-core test machine,
+        more than decoding at 8192 x 64 fp32 a table) or, with huge pages, compaction stalls."""
         if self._kernel is None:
             return _map(self.decode, frames, 1)
         parsed = [unpack(f) for f in frames]
@@ -583,7 +589,8 @@ class Pipeline(Codec):
         elif len(out) != len(parsed) or any(not (o.dtype == h.dtype and o.shape == h.shape and o.flags.c_contiguous
                                                  and o.flags.writeable) for o, h in zip(out, headers)):
             raise ValueError("decode_batch: out needs one writable C-contiguous array a frame, of its dtype and shape")
-        return _map(lambda i: decode_checked(_Into(self, out[i]), parsed[i][1], headers[i]), range(len(parsed)), threads)
+        return _map(lambda i: decode_checked(_Into(self, out[i]), parsed[i][1], headers[i]), range(len(parsed)),
+                    threads if _worth_threads([h.size for h in headers]) else 1)
 
 
 class _Into:
@@ -596,16 +603,41 @@ class _Into:
         return self.codec.decode_payload(payload, header, self.out)
 
 
+class _Spare(threading.local):
+    """The last buffer :func:`_shared_arrays` handed out on this thread: reused once no array of it
+    is alive (a batch decoded after the last one was let go writes into memory already mapped)."""
+
+    buf: np.ndarray | None = None
+
+
+_spare = _Spare()
+SPARE_MAX_BYTES = 1 << 29  # a larger buffer is not kept
+
+
 def _shared_arrays(headers) -> list[np.ndarray]:
     """Empty arrays of the headers' dtypes and shapes, as 64-byte aligned views of one buffer."""
     sizes = [h.size * h.dtype.itemsize for h in headers]
     starts = np.concatenate([[0], np.cumsum([-(-n // 64) * 64 for n in sizes])]).astype(np.int64)
-    buf = np.empty(int(starts[-1]) + 64, np.uint8)
+    need = int(starts[-1]) + 64
+    buf = _spare.buf
+    # getrefcount: this name, the attribute and its own argument; any other is a live array of the buffer
+    if buf is None or sys.getrefcount(buf) > 3 or not need <= buf.size <= 2 * need:
+        buf = np.empty(need, np.uint8)
+        _spare.buf = buf if need <= SPARE_MAX_BYTES else None
     base = -buf.ctypes.data % 64
-    return [buf[base + a:base + a + n].view(h.dtype).reshape(h.shape) for a, n, h in zip(starts.tolist(), sizes, headers)]
+    return [buf[base + a:base + a + n].view(h.dtype).reshape(h.shape)
+            for a, n, h in zip(starts.tolist(), sizes, headers)]
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+#: threads pay from tables of this many elements on (2 cores, 2026-12-01: at 128 x 64 a batch of 26
+#: tables codes 0.6-0.75x as fast on 2 threads as on one, the Python around each table holding the
+#: GIL; at 1024 x 64 1.1-1.35x, at 65536 x 64 1.65-1.7x)
+THREAD_MIN_ELEMENTS = 1 << 15
+
+
+def _worth_threads(sizes) -> bool:
+    return len(sizes) > 1 and sum(sizes) >= THREAD_MIN_ELEMENTS * len(sizes)
 
 
 def _map(fn, items, threads: int) -> list:
