@@ -21,7 +21,9 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..models import DLRM
+from ..models.tt import TTEmbeddingBag, TTSparseArch, table_rows
 from .alltoall import Comm, pooled_all_to_all
+from .pipeline import TableWisePipeline, unique_costs
 
 
 def plan_tables(costs: Sequence[float], world: int) -> list[list[int]]:
@@ -36,14 +38,17 @@ def plan_tables(costs: Sequence[float], world: int) -> list[list[int]]:
 
 
 def table_costs(table_sizes: Sequence[int], dim: int, by: str = "size", batch: Batch | None = None) -> list[float]:
-    """Cost per table: ``size`` (rows x dim, memory) or ``lookup`` (measured seconds of the
-    table's ``embedding_bag`` on ``batch``, plus a memory term so empty tables still spread)."""
+    """Cost per table: ``size`` (rows x dim, memory), ``lookup`` (measured seconds of the
+    table's ``embedding_bag`` on ``batch``, plus a memory term so empty tables still spread) or
+    ``unique`` (unique indices in ``batch``: EcoRec's cost of a TT table)."""
     if by == "size":
         return [float(n) * dim for n in table_sizes]
-    if by != "lookup":
-        raise ValueError(f"cost must be 'size' or 'lookup', got {by!r}")
+    if by not in ("lookup", "unique"):
+        raise ValueError(f"cost must be 'size', 'lookup' or 'unique', got {by!r}")
     if batch is None:
-        raise ValueError("cost 'lookup' needs a batch to time")
+        raise ValueError(f"cost {by!r} needs a batch")
+    if by == "unique":
+        return [float(c) for c in unique_costs(batch)]
     import time
 
     costs = []
@@ -84,23 +89,31 @@ class DenseParts(nn.Module):
 
 class ShardedDLRM(nn.Module):
     """One rank's share of a :class:`~dlrmcomp.models.DLRM`: its tables (one fused
-    ``EmbeddingBag``) and a replica of the MLPs (DDP when ``ddp``; default: with more than one
-    rank). ``forward(global_batch)`` -> logits of this rank's samples. Built from a full model so
+    ``EmbeddingBag``, or with TT tables the model's own per-table modules in ``lookups``) and a
+    replica of the MLPs (DDP when ``ddp``; default: with more than one rank).
+    ``forward(global_batch)`` -> logits of this rank's samples. Built from a full model so
     every world size starts from the same weights; a rank that holds every table (world size 1)
-    uses the model's own ``EmbeddingBag``."""
+    uses the model's own ``EmbeddingBag``. ``pipeline``: EcoRec's table-wise pipeline
+    (:class:`~dlrmcomp.dist.pipeline.TableWisePipeline`) instead of one all-to-all."""
 
     def __init__(self, full: DLRM, comm: Comm, dedup: bool = False, device: torch.device | str = "cpu",
-                 ddp: bool | None = None):
+                 ddp: bool | None = None, pipeline: TableWisePipeline | None = None):
         super().__init__()
-        self.comm, self.dedup, self.device = comm, dedup, torch.device(device)
+        if dedup and pipeline is not None:
+            raise ValueError("dedup and the table-wise pipeline do not combine")
+        self.comm, self.dedup, self.device, self.pipeline = comm, dedup, torch.device(device), pipeline
         sizes = full.sparse_arch.table_sizes
-        self.num_tables, self.dim = len(sizes), full.sparse_arch.bag.embedding_dim
+        self.tt = isinstance(full.sparse_arch, TTSparseArch)
+        self.num_tables = len(sizes)
+        self.dim = full.sparse_arch.dim if self.tt else full.sparse_arch.bag.embedding_dim
         self.tables = list(comm.plan[comm.rank])
         mine = [sizes[t] for t in self.tables]
         self.register_buffer("row_offsets", torch.tensor(np.r_[0, np.cumsum(mine)].astype(np.int64)),
                              persistent=False)
         self._offsets = [int(v) for v in np.r_[0, np.cumsum(mine)]]  # host copy for index arithmetic
-        if self.tables == list(range(self.num_tables)):
+        if self.tt:
+            self.lookups = nn.ModuleList(full.sparse_arch.tables[t] for t in self.tables)
+        elif self.tables == list(range(self.num_tables)):
             self.bag = full.sparse_arch.bag
         else:
             self.bag = nn.EmbeddingBag(max(sum(mine), 1), self.dim, mode="sum", sparse=True,
@@ -117,12 +130,20 @@ class ShardedDLRM(nn.Module):
             self.dense = DDP(self.dense, device_ids=ids, process_group=comm.group)
 
     def table(self, j: int) -> torch.Tensor:
+        if self.tt:
+            return table_rows(self.lookups[j])
         return self.bag.weight[self.row_offsets[j]:self.row_offsets[j + 1]]
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        return list((self.lookups if self.tt else self.bag).parameters())
 
     def forward(self, batch: Batch) -> torch.Tensor:
         comm, w, r = self.comm, self.comm.world, self.comm.rank
         sizes = local_sizes(batch.size, w)
         starts = np.r_[0, np.cumsum(sizes)]
+        if self.pipeline is not None:
+            pooled = self.pipeline(self, batch, sizes)
+            return self.dense(batch.dense[starts[r]:starts[r + 1]].to(self.device), pooled)
         raw = None
         if self.dedup:
             send, recv_rows, inverse = self._dedup_payload(batch, starts)
@@ -142,21 +163,34 @@ class ShardedDLRM(nn.Module):
         a, b = starts[r], starts[r + 1]
         return self.dense(batch.dense[a:b].to(self.device), pooled)
 
-    def local_pooled(self, batch: Batch) -> torch.Tensor:
-        """Pooled rows of this rank's tables for every sample of ``batch``: [tables, B, D]."""
-        if not self.tables:
+    def local_pooled(self, batch: Batch, js: list[int] | None = None) -> torch.Tensor:
+        """Pooled rows of this rank's tables (positions ``js``, default all) for every sample of
+        ``batch``: [tables, B, D]."""
+        js = list(range(len(self.tables))) if js is None else js
+        if not js:
             return torch.empty(0, batch.size, self.dim, device=self.device)
-        counts = torch.tensor([0] + [batch.indices[t].numel() for t in self.tables[:-1]]).cumsum(0)
-        idx = torch.cat([batch.indices[t] + o for t, o in zip(self.tables, self._offsets)])
-        off = torch.cat([batch.offsets[t] + c for t, c in zip(self.tables, counts)])
-        return self.bag(idx.to(self.device), off.to(self.device)).view(len(self.tables), batch.size, self.dim)
+        tables = [self.tables[j] for j in js]
+        if self.tt:
+            return torch.stack([self.lookups[j](batch.indices[t].to(self.device), batch.offsets[t].to(self.device))
+                                for j, t in zip(js, tables)])
+        counts = torch.tensor([0] + [batch.indices[t].numel() for t in tables[:-1]]).cumsum(0)
+        idx = torch.cat([batch.indices[t] + self._offsets[j] for j, t in zip(js, tables)])
+        off = torch.cat([batch.offsets[t] + c for t, c in zip(tables, counts)])
+        return self.bag(idx.to(self.device), off.to(self.device)).view(len(js), batch.size, self.dim)
 
     def _pooled_payload(self, batch: Batch, starts) -> list[list[torch.Tensor]]:
         """send[d][j]: pooled rows of this rank's table j for rank d's samples."""
         if not self.tables:
             return [[] for _ in range(len(starts) - 1)]
-        out = self.local_pooled(batch)
-        return [[out[j, starts[d]:starts[d + 1]] for j in range(len(self.tables))] for d in range(len(starts) - 1)]
+        out = self.local_pooled(batch)  # split + unbind: their backwards join the gradients in one copy each
+        return [list(part.unbind(0)) for part in out.split(np.diff(starts).tolist(), dim=1)]
+
+    def _rows(self, j: int, ids: torch.Tensor) -> torch.Tensor:
+        """Rows ``ids`` of this rank's table ``j`` (sparse gradients for a plain table)."""
+        if not self.tt:
+            return F.embedding(ids + self._offsets[j], self.bag.weight, sparse=True)
+        m = self.lookups[j]
+        return m.rows(ids) if isinstance(m, TTEmbeddingBag) else F.embedding(ids, m.weight, sparse=True)
 
     def _dedup_payload(self, batch: Batch, starts):
         """Distinct rows per (table, destination) and, for this rank's own samples, the
@@ -167,8 +201,7 @@ class ShardedDLRM(nn.Module):
             row = []
             for j, t in enumerate(self.tables):
                 ids, _ = bag_ids(batch, t, starts[d], starts[d + 1])
-                uniq = torch.unique(ids)
-                row.append(F.embedding((uniq + self._offsets[j]).to(self.device), self.bag.weight, sparse=True))
+                row.append(self._rows(j, torch.unique(ids).to(self.device)))
             send.append(row)
         inverse, counts = {}, {}
         for t in range(self.num_tables):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..data.batch import N_DENSE, Batch
+from .tt import TTConfig, TTSparseArch
 
 #: a function applied to the pooled embeddings (the all-to-all payload) before interaction
 PayloadHook = Callable[[list[torch.Tensor]], list[torch.Tensor]]
@@ -116,18 +117,20 @@ class DLRM(nn.Module):
     """``over(interaction(dense(x), hook(sparse(x))))`` -> logits [B].
 
     ``payload_hook`` sees the pooled embeddings: where model-parallel training runs the
-    all-to-all, and where the compression hook goes.
+    all-to-all, and where the compression hook goes. ``tt``: tables as TT cores
+    (:class:`~dlrmcomp.models.tt.TTSparseArch`) instead of one fused ``EmbeddingBag``.
     """
 
     def __init__(self, table_sizes: Sequence[int], dim: int, bottom: Sequence[int], top: Sequence[int],
-                 sparse_grad: bool = True):
+                 sparse_grad: bool = True, tt: TTConfig | None = None):
         super().__init__()
         if bottom[0] != N_DENSE or bottom[-1] != dim:
             raise ValueError(f"bottom MLP must run {N_DENSE} -> ... -> {dim}, got {list(bottom)}")
         if top[-1] != 1:
             raise ValueError(f"top MLP must end in 1, got {list(top)}")
         self.dense_arch = DenseArch(bottom)
-        self.sparse_arch = SparseArch(table_sizes, dim, sparse_grad)
+        self.sparse_arch = SparseArch(table_sizes, dim, sparse_grad) if tt is None else \
+            TTSparseArch(table_sizes, dim, tt, sparse_grad)
         self.interaction_arch = InteractionArch(len(table_sizes))
         self.over_arch = OverArch([InteractionArch.output_size(len(table_sizes), dim), *top])
 

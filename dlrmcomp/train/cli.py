@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--profile", choices=sorted(PROFILES), default="smoke", help="run size (other flags override it)")
     add("--preset", choices=sorted(PRESETS), help="model preset (default: the profile's, else tiny)")
-    add("--data", help="synthetic | criteo:TRAIN[,TEST] | npz:PATH (the reference DLRM's processed file)")
+    add("--data", help="synthetic | criteo:TRAIN[,TEST] | avazu:TRAIN[,TEST] | npz:PATH (the reference DLRM's "
+                       "processed file)")
     add("--scale", type=float, help="synthetic data: table sizes as a fraction of Criteo Kaggle's (1 = full)")
     add("--zipf", type=float, help="synthetic data: Zipf exponent of the lookups")
     add("--test-size", type=int, help="test samples")
@@ -62,7 +63,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "--compression: fp32, simulate or --codec)")
     g.add_argument("--bwd-comm", help="backward codec (default: from --compression and --grad-codec, else fp32)")
     g.add_argument("--dedup", action="store_true", help="index-aware dedup of the forward payload")
-    g.add_argument("--shard-by", choices=("size", "lookup"), default="size", help="table-wise sharding cost")
+    g.add_argument("--shard-by", choices=("size", "lookup", "unique"), default="size",
+                   help="table-wise sharding cost (unique: unique indices of the first batch, EcoRec's)")
+    g = parser.add_argument_group("hot/cold training: FAE and Slipstream (seed 004; one process)")
+    g.add_argument("--inputs", choices=("all", "fae", "slipstream"),
+                   help="all (default) | fae: cold inputs, then hot inputs on a hot table | slipstream: fae, "
+                        "skipping inputs whose embeddings went stale")
+    g.add_argument("--hot-budget", help="hot-table memory, e.g. 256MiB (default)")
+    g.add_argument("--ip-sampling-rate", type=float, help="fraction of the inputs the profiler counts (0.05)")
+    g.add_argument("--hot-split", help="reuse a saved split (an earlier run's OUT/hotcold) instead of profiling")
+    g.add_argument("--target-drop", type=float, help="Slipstream: target droppable fraction D (0.3)")
+    g.add_argument("--alpha", type=int, help="Slipstream: stale lookups that make an input droppable "
+                                             "(default: the field count, 26 for Criteo, 22 for Avazu)")
+    g.add_argument("--sample-rate", type=float, help="Slipstream: hot inputs sampled for the search of T (0.001)")
+    g.add_argument("--starting-minibatch", type=int, help="Slipstream: hot batch of the first snapshot (1000)")
+    g.add_argument("--minibatch-percentage", type=float, help="Slipstream: hot batches between snapshots (0.03)")
+    g = parser.add_argument_group("TT embeddings and EcoRec's table-wise pipeline (seed 003; any world size)")
+    g.add_argument("--embedding", choices=("dense", "tt"), help="dense tables (default) | tt: TT cores")
+    g.add_argument("--tt-ranks", help="TT ranks R1,R2 (default 16,16)")
+    g.add_argument("--tt-min-rows", type=int, help="tables with at least N rows become TT (default 1000)")
+    g.add_argument("--tt-chunks", type=int, help="micro-batches of a TT lookup's unique indices (default 1)")
+    g.add_argument("--pipeline-groups", type=int, help="table groups a rank whose all-to-alls overlap the next "
+                                                       "group's lookups (default 0: one all-to-all)")
+    g.add_argument("--pipeline-overlap", type=int, choices=(0, 1), help="1 (default): overlap; 0: the same "
+                                                                        "groups in sequence")
+    g.add_argument("--pipeline-reorder", type=int, choices=(0, 1), help="1 (default): cheap tables first")
+    g.add_argument("--pipeline-skew", type=float, help="slope of the group sizes in [0, 1] (default 0)")
     g = parser.add_argument_group("model-parallel ranks (torch.distributed)")
     g.add_argument("--nproc", type=int, help="launch N model-parallel workers via torchrun")
     g.add_argument("--backend", choices=("gloo", "nccl"), default="gloo",

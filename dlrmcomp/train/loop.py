@@ -3,6 +3,7 @@ through one ``CommCodec`` a direction -> SGD/Adagrad, with evaluation, JSONL log
 ``summary.json`` and (one process) checkpoint/resume."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -23,7 +24,8 @@ from ..dist.model import ShardedDLRM, local_sizes, plan_tables, table_costs
 from ..dist.train import all_gather, all_reduce, gather, world_info
 from ..errorbound import SEEDS_EARLY_STAGE, EBSchedule
 from ..io import write_json
-from ..models import DLRM, PRESETS
+from ..dist.pipeline import PipelineConfig, TableWisePipeline, plan_groups, unique_costs
+from ..models import DLRM, PRESETS, TTConfig
 from .device import DeviceFeed, resolve_device
 from .logs import JsonlLog
 from .metrics import binary_metrics
@@ -36,14 +38,16 @@ MODES = ("none", "simulate", "codec")
 class TrainConfig:
     """Everything a run depends on (saved in ``summary.json`` and the checkpoint).
 
-    ``data``: "synthetic" or "criteo:TRAIN[,TEST]" (no TEST: the last 10% of TRAIN).
+    ``data``: "synthetic", "criteo:TRAIN[,TEST]" or "avazu:TRAIN[,TEST]" (no TEST: the last 10% of TRAIN).
     ``compression``: one of :data:`MODES`; it picks the all-to-all codecs (:func:`comm_specs`),
     which ``fwd_comm`` / ``bwd_comm`` override (fp32 | simulate | fp16 | bf16 | int8 | a codec).
     ``schedule``: "env" | "auto" | "fixed:EB" | a JSON file (see ``EBSchedule.load``); ``auto``'s
     decay follows the run (:func:`~dlrmcomp.errorbound.run_early_stage`: a fifth of ``iters``, at
     most the seeds' 65,536); ``early_stage`` overrides any schedule's decay length (None keeps it).
-    ``dedup``: index-aware dedup of the forward payload; ``shard_by``: "size" | "lookup" (the
-    table-wise sharding cost with several ranks).
+    ``dedup``: index-aware dedup of the forward payload; ``shard_by``: "size" | "lookup" |
+    "unique" (the table-wise sharding cost with several ranks). ``embedding`` "tt": tables of
+    ``tt_min_rows`` rows or more as TT cores of ``tt_ranks`` (:func:`tt_config`);
+    ``pipeline_*``: EcoRec's table-wise pipeline of the all-to-all.
     """
 
     preset: str = "tiny"
@@ -72,6 +76,26 @@ class TrainConfig:
     checkpoint_every: int = 0
     seed: int = 0
     threads: int = 1  # torch intra-op threads: 1 is fastest for the small CPU presets
+    # hot/cold training (seed 004, :mod:`dlrmcomp.hotcold`): inputs all | fae | slipstream
+    inputs: str = "all"
+    hot_budget: str = "256MiB"  # FAE: hot-table memory; hot rows = budget // (4 * dim)
+    ip_sampling_rate: float = 0.05  # FAE: fraction of the inputs the profiler counts
+    hot_split: str | None = None  # a saved split folder (RUN/hotcold) to reuse instead of profiling
+    target_drop: float = 0.3  # Slipstream: D, the droppable fraction T is bisected toward
+    alpha: int | None = None  # Slipstream: stale lookups that make an input droppable (None: all fields)
+    sample_rate: float = 0.001  # Slipstream: fraction of the hot inputs sampled for the search of T
+    starting_minibatch: int = 1000  # Slipstream: first snapshot (capped at a quarter of the hot batches)
+    minibatch_percentage: float = 0.03  # Slipstream: hot batches between the two snapshots
+    # TT embeddings (seed 003, :mod:`dlrmcomp.models.tt`): tables of tt_min_rows rows or more as TT cores
+    embedding: str = "dense"  # dense | tt
+    tt_ranks: str = "16,16"  # r1,r2
+    tt_min_rows: int = 1000
+    tt_chunks: int = 1  # micro-batches of the unique indices (each at least 20,000)
+    # EcoRec's table-wise pipeline (:mod:`dlrmcomp.dist.pipeline`): groups a rank (0: one all-to-all)
+    pipeline_groups: int = 0
+    pipeline_overlap: bool = True  # False: the same groups one after another (the baseline)
+    pipeline_reorder: bool = True  # each rank's cheap tables (fewest unique indices) first
+    pipeline_skew: float = 0.0  # slope of the group sizes in [0, 1]
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -84,12 +108,18 @@ def make_data(cfg: TrainConfig):
     if cfg.data.startswith("criteo:"):
         paths = cfg.data.split(":", 1)[1].split(",")
         return CriteoData(paths[0], paths[1] if len(paths) > 1 else None)
+    if cfg.data.startswith("avazu:"):
+        from ..data.avazu import AvazuData
+
+        paths = cfg.data.split(":", 1)[1].split(",")
+        return AvazuData(paths[0], paths[1] if len(paths) > 1 else None)
     if cfg.data.startswith("npz:"):
         from ..data import NpzData
 
         return NpzData(cfg.data.split(":", 1)[1])
-    raise ValueError("data must be 'synthetic', 'criteo:TRAIN[,TEST]' or 'npz:PATH' (the reference DLRM's "
-                     f"processed .npz, or its raw-data path with the day files beside it), got {cfg.data!r}")
+    raise ValueError("data must be 'synthetic', 'criteo:TRAIN[,TEST]', 'avazu:TRAIN[,TEST]' or 'npz:PATH' (the "
+                     "reference DLRM's processed .npz, or its raw-data path with the day files beside it), "
+                     f"got {cfg.data!r}")
 
 
 def comm_specs(cfg: TrainConfig) -> tuple[str, str]:
@@ -104,6 +134,18 @@ def comm_specs(cfg: TrainConfig) -> tuple[str, str]:
     if cfg.compression != "none" and cfg.grad_codec:
         backward = "simulate" if cfg.compression == "simulate" else cfg.grad_codec
     return cfg.fwd_comm or forward, cfg.bwd_comm or backward
+
+
+def tt_config(cfg: TrainConfig) -> TTConfig | None:
+    """The TT tables of a config (None: dense tables)."""
+    if cfg.embedding not in ("dense", "tt"):
+        raise ValueError(f"embedding must be 'dense' or 'tt', got {cfg.embedding!r}")
+    if cfg.embedding == "dense":
+        return None
+    if cfg.inputs != "all":
+        raise ValueError(f"inputs {cfg.inputs!r}: hot/cold training needs dense tables (embedding 'dense')")
+    ranks = tuple(int(r) for r in str(cfg.tt_ranks).split(","))
+    return TTConfig(ranks, cfg.tt_min_rows, chunks=cfg.tt_chunks)
 
 
 def make_schedule(spec: str, table_sizes, early_stage: int | None, iters: int | None = None) -> EBSchedule:
@@ -174,16 +216,28 @@ class Trainer:
         sizes = self.data.table_sizes
         n, dim = len(sizes), PRESETS[cfg.preset].dim
         torch.manual_seed(cfg.seed)
-        full = DLRM.from_preset(cfg.preset, sizes)
+        full = DLRM.from_preset(cfg.preset, sizes, tt=tt_config(cfg))
         self.schedule = make_schedule(cfg.schedule, sizes, cfg.early_stage, cfg.iters)
         grad_schedule = make_schedule(cfg.grad_schedule, sizes, cfg.early_stage, cfg.iters) if cfg.grad_schedule else None
         self.qcomms = QCommsConfig(*comm_specs(cfg), self.schedule, grad_schedule or self.schedule, cfg.dedup)
-        batch = self.data.batch(0, cfg.batch_size) if cfg.shard_by == "lookup" else None
+        batch = self.data.batch(0, cfg.batch_size) if cfg.shard_by != "size" or cfg.pipeline_groups else None
         self.plan = plan_tables(table_costs(sizes, dim, cfg.shard_by, batch), self.world)
         self.comm = Comm(self.plan, self.rank, dim, n, *self.qcomms.codecs())
-        self.model = ShardedDLRM(full, self.comm, cfg.dedup, self.device)
+        pipeline = None
+        if cfg.pipeline_groups:
+            groups = plan_groups(self.plan, unique_costs(batch), PipelineConfig(
+                cfg.pipeline_groups, cfg.pipeline_overlap, cfg.pipeline_reorder, cfg.pipeline_skew))
+            pipeline = TableWisePipeline(self.comm, groups, cfg.pipeline_overlap, self.device)
+        self.model = ShardedDLRM(full, self.comm, cfg.dedup, self.device, pipeline=pipeline)
         del full
         self.optimizer = make_optimizer(cfg.optimizer, self.model, cfg.lr)
+        self.hotcold = None  # FAE / Slipstream's batch order and hot table (cfg.inputs != "all")
+        if cfg.inputs != "all":
+            if self.world > 1 or cfg.checkpoint_every:
+                raise ValueError(f"inputs {cfg.inputs!r}: hot/cold training is one process without checkpoints")
+            from ..hotcold import build_schedule
+
+            self.hotcold = build_schedule(cfg, self.data, self.model, self.optimizer, self.device, self.out)
         self.dumps = DumpWriter(self.out / "dumps", sizes, dim, cfg.batch_size) \
             if cfg.dump_every and self.rank == 0 else None
         # run state: everything a checkpoint must carry besides model and optimizer
@@ -202,6 +256,8 @@ class Trainer:
             where += " (auto: the GPU)" if self.device.type == "cuda" else " (auto: no GPU here)"
         line = (f"dlrmcomp train: world size {self.world}, {where}; all-to-all forward {self.qcomms.forward}, "
                 f"backward {self.qcomms.backward}")
+        if self.hotcold is not None:
+            line += f"; {self.hotcold.describe()}"
         if getattr(self.comm.forward_codec, "schedule", None) is None:
             return line
         if s.decay == "constant":
@@ -361,11 +417,12 @@ class Trainer:
         t0 = time.perf_counter()
         torch.set_num_threads(cfg.threads)
         feed = DeviceFeed(self.data, cfg.batch_size, self.device, cfg.iters)
-        bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not (progress and lead),
+        batches = ((it, feed(it)) for it in range(start, cfg.iters)) if self.hotcold is None else \
+            self.hotcold.batches(log)
+        bar = tqdm(initial=start, total=self._steps(), disable=not (progress and lead),
                    desc=f"train {cfg.compression}", leave=False)
         try:
-            for it in bar:
-                batch = feed(it)
+            for it, batch in batches:
                 if cfg.dump_every and it % cfg.dump_every == 0:
                     self._dump(it, batch)
                 clock = Clock(self.device)
@@ -375,7 +432,7 @@ class Trainer:
                 self._pending.append((it, *self.comm.split_stats().values(), clock))
                 s["window_n"] += 1
                 s["iteration"] = it + 1
-                done = it + 1 == cfg.iters
+                done = it + 1 == self._steps()
                 if (it + 1) % cfg.log_every == 0 or done:
                     self._flush(log)
                     self._log_train(log, it)
@@ -389,18 +446,29 @@ class Trainer:
                     self.save_checkpoint()
                 if on_step is not None:
                     on_step(it)
+                bar.total = self._steps()
+                bar.update()
         finally:
             feed.close()
+            bar.close()
         self._flush(log)
         summary = self.summary(time.perf_counter() - t0)
+        if self.hotcold is not None:
+            summary["hotcold"] = self.hotcold.summary()
         if lead:
             write_json(self.out / "summary.json", summary)
         return summary
 
+    def _steps(self) -> int:
+        """Iterations of the run: ``cfg.iters``, or what the hot/cold schedule plans (Slipstream's
+        skipping shortens it)."""
+        return self.cfg.iters if self.hotcold is None else self.hotcold.steps
+
     def evaluate(self) -> dict[str, float]:
         """Test metrics of the current weights, the all-to-all uncompressed (the seeds test so)."""
         join = (lambda p: all_gather(p, "eval")) if self.world > 1 else None  # noqa: E731
-        with self.comm.uncompressed():
+        full = self.hotcold.table.full_tables() if self.hotcold is not None else contextlib.nullcontext()
+        with self.comm.uncompressed(), full:
             return evaluate(self.model, self.data, self.cfg.test_batch_size, self.device, join)
 
     def summary(self, seconds: float) -> dict:
