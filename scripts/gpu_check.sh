@@ -10,7 +10,9 @@
 # batch API's scaling); CPU_ARGS is added to both. Needs numba (in the image), zstandard and lz4 (.whl/cpu),
 # and constriction / pysz for those rows (left out where not installed).
 # tt (not in the default): TT embeddings (seed 003): tests/test_tt.py's lookup tests on the GPU, then
-# benchmarks/tt.py --device cuda (speed grid, memory of N=1e8 D=32 ranks 32,32) -> $OUTDIR/tt.json.
+# benchmarks/tt.py --device cuda (speed grid, memory of N=1e8 D=32 ranks 32,32) -> $OUTDIR/tt.json, then
+# scripts/profile_tt.py (naive vs EcoRec at batch 16k, N=1e7, D=32, ranks 32: top ops, launches, host syncs)
+# -> $OUTDIR/tt_profile.log.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 cd "$(dirname "$0")/.."
@@ -65,5 +67,6 @@ if has tt; then
     | tail -5 | tee "$OUTDIR/pytest_tt.log" || rc=1
   "$PY" benchmarks/tt.py --device cuda --profile ${TT_PROFILE:-full} --json "$OUTDIR/tt.json" ${TT_ARGS:-} 2>&1 \
     | tee "$OUTDIR/tt.log" || rc=1
+  "$PY" scripts/profile_tt.py --device cuda 2>&1 | grep -v "^USDT\|profiler_st" | tee "$OUTDIR/tt_profile.log" || rc=1
 fi
 exit $rc

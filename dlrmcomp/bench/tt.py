@@ -63,17 +63,22 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _fwd_bwd_seconds(table: nn.Module, idx, off, repeat: int) -> float:
-    """Median seconds of forward + backward (sum of the pooled rows), after one warm-up."""
+def _fwd_bwd_seconds(table: nn.Module, idx, off, repeat: int, steps: int | None = None) -> float:
+    """Seconds of one forward + backward (the module's call, the pooled rows summed; gradients set
+    to None before each, as a training step does): median over ``repeat`` runs, after a warm-up run,
+    of ``steps`` steps in a row between device syncs (default 1 on the CPU, 5 on a GPU: a step of
+    a few ms there, so the launches of one overlap the kernels of the one before, as in training)."""
+    steps = steps or (5 if idx.device.type == "cuda" else 1)
     times = []
     for k in range(repeat + 1):
-        table.zero_grad(set_to_none=True)
         _sync(idx.device)
         t0 = time.perf_counter()
-        table(idx, off).sum().backward()
+        for _ in range(steps):
+            table.zero_grad(set_to_none=True)
+            table(idx, off).sum().backward()
         _sync(idx.device)
         if k:
-            times.append(time.perf_counter() - t0)
+            times.append((time.perf_counter() - t0) / steps)
     return float(np.median(times))
 
 
@@ -139,11 +144,12 @@ def intermediate_bytes(table: TTEmbeddingBag, idx: torch.Tensor, off: torch.Tens
     if table.method == "naive":  # every lookup's chain is kept for the backward
         return 4 * (lookups * (gathered + 2 * product + per_index) + bags * dim)
     uniq = torch.unique(idx)
-    chunk, kept = 0, 0
+    prefixes, pinv = torch.unique_consecutive(uniq // table.p_shapes[2], return_inverse=True)
+    chunk = 0
     for a, b in chunk_bounds(uniq.numel(), table.chunks, table.min_chunk):
-        prefixes = torch.unique_consecutive(uniq[a:b] // table.p_shapes[2]).numel()
-        chunk = max(chunk, prefixes * (gathered + product) + (b - a) * per_index)
-        kept += prefixes * product  # kept for the backward
+        chunk_prefixes = int(pinv[b - 1] - pinv[a]) + 1  # at most one computed by the chunk before
+        chunk = max(chunk, chunk_prefixes * gathered + (b - a) * per_index)
+    kept = 2 * prefixes.numel() * product  # the products, kept for the backward, and their gradient
     batch_part = kept + 2 * uniq.numel() * dim + lookups * (dim + 3) + 2 * bags * dim  # + rows, index data, output
     return 4 * (chunk + batch_part)
 

@@ -9,12 +9,14 @@ Two ways to look up a bag of indices:
 
 - ``naive`` (TT-Rec / FBTT): one chain per lookup, autograd through the two batched GEMMs.
 - ``ecorec``: sort and unique the indices; ``G1[i1] G2[i2]`` once per distinct prefix
-  ``(i1, i2)``; ``x G3[i3]`` once per unique index; pool through the inverse. The unique
-  indices are cut into micro-batches (``chunks``, each at least ``min_chunk``), so the core
-  slices gathered for the GEMMs are bounded by a chunk, not the batch; only the prefix
-  products ([P, q1 q2, r2]: q1 / r1 the size of the gathered ``G2`` slices) are kept for
-  the backward, which uses them for the ``G3`` gradient and sums the prefix gradients per
-  prefix before the ``G1``/``G2`` GEMMs.
+  ``(i1, i2)``; ``x G3[i3]`` once per unique index; pool through the inverse. The distinct
+  prefixes are found once; the unique indices are cut into micro-batches (``chunks``, each at
+  least ``min_chunk``), each computing the products of the prefixes it is first to need and
+  its rows, so the core slices gathered for the GEMMs are bounded by a chunk, not the batch;
+  only the prefix products ([P, q1 q2, r2]: q1 / r1 the size of the gathered ``G2`` slices)
+  are kept for the backward, which uses them for the ``G3`` gradient and sums the prefix
+  gradients per prefix before the ``G1``/``G2`` GEMMs. On CUDA the only host syncs are the two
+  uniques' sizes (one more to place several micro-batches).
 """
 from __future__ import annotations
 
@@ -59,13 +61,16 @@ def _slices(core: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return core.view(core.shape[0], -1).index_select(0, ids)
 
 
-def _prefix_products(g1, g2, prefixes, p2):
-    """``G1[i1] G2[i2]`` per prefix ``i1 p2 + i2``: [P, q1 q2, r2]."""
+def _prefix_products(g1, g2, prefixes, p2, out=None):
+    """``G1[i1] G2[i2]`` per prefix ``i1 p2 + i2``: [P, q1 q2, r2] (into ``out`` if given)."""
     q1, r1 = g1.shape[2], g1.shape[3]
     _, _, q2, r2 = g2.shape
     a = _slices(g1, prefixes // p2).view(-1, q1, r1)
     b = _slices(g2, prefixes % p2).view(-1, r1, q2 * r2)
-    return torch.bmm(a, b).view(-1, q1 * q2, r2)
+    if out is None:
+        return torch.bmm(a, b).view(-1, q1 * q2, r2)
+    torch.bmm(a, b, out=out.view(-1, q1, q2 * r2))
+    return out
 
 
 def _by_i2(prefixes, p2):
@@ -80,18 +85,19 @@ def _by_i2(prefixes, p2):
     return order, (prefixes // p2).index_select(0, order), bounds
 
 
-def _grouped_products(g1, g2, prefixes, p2):
-    """:func:`_prefix_products` as one GEMM per distinct i2, ``G2[i2]`` read in place (no gather
-    of the large ``G2`` slices: what EcoRec's pointer-array GEMMs do; for the CPU)."""
+def _grouped_products(g1, g2, prefixes, p2, out):
+    """:func:`_prefix_products` into ``out`` as one GEMM per distinct i2, ``G2[i2]`` read in place (no
+    gather of the large ``G2`` slices: what EcoRec's pointer-array GEMMs do; for the CPU)."""
     q1, r1 = g1.shape[2], g1.shape[3]
     _, _, q2, r2 = g2.shape
     order, i1, bounds = _by_i2(prefixes, p2)
     a = _slices(g1, i1).view(-1, r1)  # [P q1, r1], sorted by i2
     b = g2.view(p2, r1, q2 * r2)
-    out = a.new_empty(prefixes.numel(), q1, q2 * r2)
+    grouped = a.new_empty(prefixes.numel(), q1, q2 * r2)
     for k, start, stop in bounds:
-        out[start:stop] = (a[start * q1:stop * q1] @ b[k]).view(-1, q1, q2 * r2)
-    return torch.empty_like(out).index_copy_(0, order, out).view(-1, q1 * q2, r2)
+        torch.mm(a[start * q1:stop * q1], b[k], out=grouped[start:stop].view(-1, q2 * r2))
+    out.view(-1, q1, q2 * r2).index_copy_(0, order, grouped)
+    return out
 
 
 def _products_backward(g1, g2, prefixes, p2, dab, grads) -> None:
@@ -113,8 +119,8 @@ def _products_backward(g1, g2, prefixes, p2, dab, grads) -> None:
     da = torch.empty_like(a)
     for k, start, stop in bounds:
         rows = slice(start * q1, stop * q1)
-        db[k] += a[rows].T @ d[rows]
-        da[rows] = d[rows] @ b[k].T
+        db[k].addmm_(a[rows].T, d[rows])
+        torch.mm(d[rows], b[k].T, out=da[rows])
     grads[0].index_add_(0, i1, da.view(-1, 1, q1, r1))
 
 
@@ -122,18 +128,11 @@ def _grouped(core: torch.Tensor) -> bool:
     return core.device.type == "cpu"
 
 
-def _chunk_prefixes(g1, g2, p, uniq):
-    """For sorted unique ``uniq``: its distinct prefixes [P], their products [P, q1 q2, r2],
-    each index's prefix [U] (the inverse) and i3 [U]."""
-    prefixes, pinv = torch.unique_consecutive(uniq // p[2], return_inverse=True)
-    products = _grouped_products if _grouped(g2) else _prefix_products
-    return prefixes, products(g1, g2, prefixes, p[1]), pinv, uniq % p[2]
-
-
-def _last_core(ab, pinv, i3, g3):
-    """Rows [U, q1 q2 q3]: each index's prefix product times ``G3[i3]``."""
+def _last_core(ab, pinv, i3, g3, out=None):
+    """Rows [U, q1 q2 q3]: each index's prefix product ``ab[pinv]`` times ``G3[i3]`` (into ``out`` if given)."""
     r2, q3 = g3.shape[1], g3.shape[2]
-    rows = torch.bmm(ab.index_select(0, pinv), _slices(g3, i3).view(-1, r2, q3))
+    rows = torch.bmm(ab.index_select(0, pinv), _slices(g3, i3).view(-1, r2, q3),
+                     out=None if out is None else out.view(-1, ab.shape[1], q3))
     return rows.view(pinv.numel(), ab.shape[1] * q3)
 
 
@@ -144,45 +143,62 @@ def chunk_bounds(n: int, chunks: int, min_chunk: int) -> list[tuple[int, int]]:
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
+def _prefix_bounds(pinv, bounds, num_prefixes):
+    """[start, stop) of the distinct prefixes whose products each micro-batch computes: the new
+    ones its indices need (a prefix shared with the previous micro-batch is already there). One
+    host sync, only with more than one micro-batch."""
+    if len(bounds) < 2:
+        return [(0, num_prefixes)] * len(bounds)
+    last = torch.tensor([b - 1 for _, b in bounds[:-1]], device=pinv.device)
+    stops = [*(pinv.index_select(0, last) + 1).tolist(), num_prefixes]
+    return list(zip([0, *stops[:-1]], stops))
+
+
 def bag_ids(offsets: torch.Tensor, num_indices: int) -> torch.Tensor:
-    """The bag of each lookup [L] from bag starts [B]."""
-    lengths = torch.diff(offsets, append=offsets.new_tensor([num_indices]))
-    return torch.repeat_interleave(torch.arange(offsets.numel(), device=offsets.device), lengths)
+    """The bag of each lookup [L] from bag starts [B] (no host sync)."""
+    return torch.searchsorted(offsets, torch.arange(num_indices, device=offsets.device), right=True) - 1
 
 
 class EcoRecLookup(torch.autograd.Function):
-    """Pooled bags [B, D] of ``(indices, offsets)`` through EcoRec's prefix reuse, micro-batched;
-    the backward gives dense gradients of the three cores."""
+    """Pooled bags [B, D] of ``(indices [L], offsets [B])`` through EcoRec's prefix reuse over the
+    sorted unique indices [U], micro-batched; the backward gives dense gradients of the three cores.
+
+    Saved for the backward: the prefix products [P, q1 q2, r2] and index tensors (no core slices).
+    The pooling's backward is an ``index_add_`` over the lookups' bags (no host sync)."""
 
     @staticmethod
     def forward(ctx, indices, offsets, p, chunks, min_chunk, g1, g2, g3):
+        (_, _, q1, _), (_, _, q2, r2), q3 = g1.shape, g2.shape, g3.shape[2]
         uniq, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+        prefixes, pinv = torch.unique_consecutive(uniq // p[2], return_inverse=True)
+        i3 = uniq % p[2]
         bounds = chunk_bounds(uniq.numel(), chunks, min_chunk)
-        rows = g1.new_empty(uniq.numel(), g1.shape[2] * g2.shape[2] * g3.shape[2])
-        ctx.chunks = []
-        for a, b in bounds:
-            parts = _chunk_prefixes(g1, g2, p, uniq[a:b])
-            rows[a:b] = _last_core(*parts[1:], g3)
-            ctx.chunks.append((a, b, *parts))
-        ctx.save_for_backward(inverse, offsets, g1, g2, g3)
-        ctx.p, ctx.num_unique = p, uniq.numel()
+        pbounds = _prefix_bounds(pinv, bounds, prefixes.numel())
+        products = _grouped_products if _grouped(g2) else _prefix_products
+        ab = g1.new_empty(prefixes.numel(), q1 * q2, r2)
+        rows = g1.new_empty(uniq.numel(), q1 * q2 * q3)
+        for (a, b), (pa, pb) in zip(bounds, pbounds):
+            products(g1, g2, prefixes[pa:pb], p[1], out=ab[pa:pb])
+            _last_core(ab, pinv[a:b], i3[a:b], g3, out=rows[a:b])
+        ctx.save_for_backward(inverse, offsets, prefixes, pinv, i3, ab, g1, g2, g3)
+        ctx.p, ctx.bounds, ctx.pbounds = p, bounds, pbounds
         return F.embedding_bag(inverse, rows, offsets, mode="sum")
 
     @staticmethod
     def backward(ctx, grad_out):
-        inverse, offsets, g1, g2, g3 = ctx.saved_tensors
-        p = ctx.p
-        q1, (_, _, q2, r2), q3 = g1.shape[2], g2.shape, g3.shape[2]
-        grad_rows = grad_out.new_zeros(ctx.num_unique, grad_out.shape[1])
-        grad_rows.index_add_(0, inverse, grad_out.index_select(0, bag_ids(offsets, inverse.numel())))
-        grads = [torch.zeros_like(g) for g in (g1, g2, g3)]
-        for a, b, prefixes, ab, pinv, i3 in ctx.chunks:
-            g = grad_rows[a:b].view(-1, q1 * q2, q3)
-            grads[2].index_add_(0, i3, torch.bmm(ab.index_select(0, pinv).transpose(1, 2), g).view(-1, r2, q3, 1))
-            c = _slices(g3, i3).view(-1, r2, q3)
-            dab = ab.new_zeros(ab.shape).index_add_(0, pinv, torch.bmm(g, c.transpose(1, 2))).view(-1, q1, q2 * r2)
-            _products_backward(g1, g2, prefixes, p[1], dab, grads)
-        ctx.chunks = None
+        inverse, offsets, prefixes, pinv, i3, ab, g1, g2, g3 = ctx.saved_tensors
+        (_, _, q1, _), (_, _, q2, r2), q3 = g1.shape, g2.shape, g3.shape[2]
+        g = grad_out.new_zeros(i3.numel(), q1 * q2, q3)  # the rows' gradient: their lookups' bags'
+        g.view(-1, q1 * q2 * q3).index_add_(0, inverse, grad_out.index_select(0, bag_ids(offsets, inverse.numel())))
+        grads = [torch.zeros_like(c) for c in (g1, g2, g3)]
+        dab = torch.zeros_like(ab)
+        for a, b in ctx.bounds:
+            # G3: ab[pinv]^T g; the prefix products: g G3[i3]^T, summed per prefix
+            grads[2].index_add_(0, i3[a:b], torch.bmm(ab.index_select(0, pinv[a:b]).transpose(1, 2), g[a:b])
+                                .view(-1, r2, q3, 1))
+            dab.index_add_(0, pinv[a:b], torch.bmm(g[a:b], _slices(g3, i3[a:b]).view(-1, r2, q3).transpose(1, 2)))
+        for pa, pb in ctx.pbounds:
+            _products_backward(g1, g2, prefixes[pa:pb], ctx.p[1], dab[pa:pb].view(-1, q1, q2 * r2), grads)
         return (None, None, None, None, None, *grads)
 
 
