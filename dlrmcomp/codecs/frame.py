@@ -50,15 +50,24 @@ class FrameHeader:
 
 
 def pack(header: FrameHeader, payload: bytes) -> bytes:
-    # the bytes of json.dumps(meta, separators=(",", ":")), built from parts: a codec's config is
-    # serialised once (:func:`_config_json`), not once a frame
-    meta = ['{"codec":', _config_json(header.codec), ',"dtype":"', header.dtype.str, '","shape":[',
-            ",".join([str(int(s)) for s in header.shape]), '],"eb_abs":', _json_number(header.eb_abs)]
-    if header.stats is not None:
-        meta += [',"stats":', json.dumps(header.stats, separators=(",", ":"))]
-    meta = "".join(meta + ["}"]).encode()
-    head = b"".join((_PREFIX.pack(MAGIC, VERSION, len(meta)), meta, _PAYLOAD_LEN.pack(len(payload))))
-    return b"".join((head, payload, _CRC.pack(zlib.crc32(payload, zlib.crc32(head)))))  # the payload copied once
+    tail = "}" if header.stats is None else f',"stats":{json.dumps(header.stats, separators=(",", ":"))}}}'
+    return pack_parts(header_head(header.codec, header.dtype, header.shape), header.eb_abs, payload, tail)
+
+
+def header_head(config: dict, dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The header's JSON up to the bound: ``{"codec":...,"dtype":...,"shape":[...],"eb_abs":``, the
+    bytes of json.dumps(meta, separators=(",", ":")) built from parts (a codec's config is
+    serialised once, :func:`_config_json`); a codec writing many frames of one shape keeps it."""
+    return "".join(['{"codec":', _config_json(config), ',"dtype":"', dtype.str, '","shape":[',
+                    ",".join([str(int(s)) for s in shape]), '],"eb_abs":']).encode()
+
+
+def pack_parts(head: bytes, eb_abs: float | None, payload, tail: str = "}") -> bytes:
+    """The frame of :func:`header_head`'s ``head``, the bound and ``tail`` (the rest of the header)
+    around ``payload``."""
+    meta = head + (_json_number(eb_abs) + tail).encode()
+    prefix = _PREFIX.pack(MAGIC, VERSION, len(meta)) + meta + _PAYLOAD_LEN.pack(len(payload))
+    return b"".join((prefix, payload, _CRC.pack(zlib.crc32(payload, zlib.crc32(prefix)))))  # the payload copied once
 
 
 _configs: dict[tuple, str] = {}
@@ -119,44 +128,52 @@ def unpack(frame) -> tuple[FrameHeader, memoryview]:
     return header, buf[pos + _PAYLOAD_LEN.size:end]
 
 
-#: the end of the header :func:`pack` writes without stats, after the codec config
-_TAIL = re.compile(rb',"dtype":"([^"\\]*)","shape":\[([0-9,]*)\],"eb_abs":(null|-?[0-9][0-9.eE+-]*)\}\Z')
-_parsed: dict[bytes, dict] = {}
+#: the end of the header :func:`pack` writes without stats: the bound, and the part before it
+_BOUND = re.compile(rb',"eb_abs":(null|-?[0-9][0-9.eE+-]*)\}\Z')
+_HEAD_TAIL = re.compile(rb',"dtype":"([^"\\]*)","shape":\[([0-9,]*)\]\Z')
+_heads: dict[bytes, tuple] = {}
 
 
 def _read_meta(meta: bytes) -> FrameHeader:
-    """The header's JSON. Laid out as :func:`pack` writes it, the codec config is parsed once (and
-    remembered by its bytes when it holds only scalars) and the rest is read by :data:`_TAIL`; any
-    other layout, by json alone."""
-    cut = meta.rfind(b',"dtype":"')
-    tail = _TAIL.match(meta, cut) if cut > 9 and meta.startswith(b'{"codec":') else None
-    config = None if tail is None else _config_of(meta[9:cut])
-    if config is None:
+    """The header's JSON. Laid out as :func:`pack` writes it without stats, all but the bound is
+    parsed once (:func:`_head_of`); any other layout, by json alone."""
+    cut = meta.rfind(b',"eb_abs":')
+    bound = _BOUND.match(meta, cut) if cut > 0 else None
+    head = None if bound is None else _head_of(meta[:cut])
+    if head is None:
         m = json.loads(meta.decode())
         return FrameHeader(codec=dict(m["codec"]), dtype=_dtype(m["dtype"]), shape=tuple(int(s) for s in m["shape"]),
                            eb_abs=None if m["eb_abs"] is None else float(m["eb_abs"]),
                            stats=None if m.get("stats") is None else dict(m["stats"]))
-    dtype, shape, eb_abs = tail.groups()
-    return FrameHeader(codec=config, dtype=_dtype(dtype.decode()),
-                       shape=tuple(int(s) for s in shape.split(b",")) if shape else (),
-                       eb_abs=None if eb_abs == b"null" else float(eb_abs))
+    config, dtype, shape = head
+    eb_abs = bound.group(1)
+    return FrameHeader(codec=dict(config), dtype=dtype, shape=shape, eb_abs=None if eb_abs == b"null" else float(eb_abs))
 
 
-def _config_of(text: bytes) -> dict | None:
-    """A fresh dict of the codec config JSON ``text``; None where it is not one JSON object."""
-    config = _parsed.get(text)
-    if config is None:
-        try:
-            config = json.loads(text.decode())
-        except ValueError:
-            return None
-        if not isinstance(config, dict):
-            return None
-        if all(v is None or isinstance(v, (str, int, float)) for v in config.values()):
-            if len(_parsed) >= 256:
-                _parsed.clear()
-            _parsed[text] = config
-    return dict(config)
+def _head_of(text: bytes) -> tuple | None:
+    """(codec config, dtype, shape) of a header's bytes before the bound, as :func:`header_head`
+    writes them (remembered by those bytes when the config holds only scalars); None where they
+    are laid out otherwise or the config is not one JSON object."""
+    head = _heads.get(text)
+    if head is not None:
+        return head
+    cut = text.rfind(b',"dtype":"')
+    tail = _HEAD_TAIL.match(text, cut) if cut > 9 and text.startswith(b'{"codec":') else None
+    if tail is None:
+        return None
+    try:
+        config = json.loads(text[9:cut].decode())
+    except ValueError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    dtype, shape = tail.groups()
+    head = (config, _dtype(dtype.decode()), tuple(int(s) for s in shape.split(b",")) if shape else ())
+    if all(v is None or isinstance(v, (str, int, float)) for v in config.values()):
+        if len(_heads) >= 256:
+            _heads.clear()
+        _heads[text] = head
+    return head
 
 
 def _dtype(name) -> np.dtype:

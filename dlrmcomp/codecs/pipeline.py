@@ -32,7 +32,8 @@ from . import entropy, lossless
 from ._jit import njit
 from .base import Codec, ErrorBoundedCodec, decode_checked
 from .dedup import _dedup_kernel, _inverse_kernel, _matches_kernel, dedup_rows, index_dtype, inverse_of, matches_of
-from .frame import FrameHeader, as_bytes, join_sections, pack, pack_array, split_sections, unpack, unpack_array
+from .frame import (FrameHeader, as_bytes, header_head, join_sections, pack_array, pack_parts, split_sections,
+                    unpack, unpack_array)
 from .quantize import CODE_DTYPES, Grid, LinearQuantizer, Quantized, _quantize_kernel, code_limits
 
 CODERS = ("ans", "huffman", "zstd", "lz4", "zlib")
@@ -373,6 +374,7 @@ class Pipeline(Codec):
                  level: int | None = None):
         quant, dedup, coders = parse_recipe(recipe)
         self._recipe = recipe
+        self._heads: dict[tuple, bytes] = {}
         self._rows = "dedup" if dedup else ("match" if coders[:1] == ("match",) else None)
         coders = coders[1:] if self._rows == "match" else coders
         self._dedup = self._rows is not None
@@ -453,9 +455,17 @@ class Pipeline(Codec):
             return super().encode(x)
         lo, hi = _value_range(x)
         eb_abs = self._bound.value if self._bound.mode == "abs" else float(self._bound.value * (hi - lo))
-        payload = self.encode_payload(x, eb_abs, (lo, hi))
-        stats = self.frame_stats(x, payload)
-        return pack(FrameHeader(self.get_config(), x.dtype, x.shape, eb_abs, stats), payload)
+        return pack_parts(self._header_head(x), eb_abs, self.encode_payload(x, eb_abs, (lo, hi)))
+
+    def _header_head(self, x: np.ndarray) -> bytes:
+        """frame.header_head of this codec for x's dtype and shape, kept (a codec codes few shapes)."""
+        key = (x.dtype, x.shape)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            head = self._heads[key] = header_head(self.get_config(), x.dtype, x.shape)
+        return head
 
     def encode_payload(self, x: np.ndarray, eb_abs: float | None, value_range: tuple[float, float] | None = None):
         """The payload of x at ``eb_abs`` (``value_range``: x's finite range, when known)."""

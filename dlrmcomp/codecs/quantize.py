@@ -61,15 +61,15 @@ def _quantizer_for(value_type):
     @njit(cache=True, nogil=True)
     def quantize(flat, base, step, eb_abs, qmax, esc, codes):
         inv = 1.0 / step if step > 0.0 else 0.0
-        clip = qmax + 1.0  # any code past qmax escapes: clipping keeps the int conversion defined
         n_esc = 0
         for i in range(flat.size):
             x = np.float64(flat[i])
             q = np.floor((x - base) * inv + 0.5)
             recon = np.float64(value_type(base + q * step))
             ok = (abs(x - recon) <= eb_abs) & (abs(q) <= qmax)
-            codes[i] = np.int32(min(max(q, -clip), clip)) if ok else esc
-            n_esc += not ok
+            # choosing before the int conversion (a code or the escape, both in range) vectorises
+            codes[i] = np.int32(q if ok else esc)
+            n_esc += np.int64(not ok)
         return n_esc
 
     return quantize
