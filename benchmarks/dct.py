@@ -19,28 +19,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 
 from dlrmcomp.bench import dct as bench
 from dlrmcomp.bench import dct_training
+from dlrmcomp.bench.benchmark import device_name, markdown_section
 from dlrmcomp.io import write_json
-
-
-def machine(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
-def table(df: pd.DataFrame, title: str) -> str:
-    return f"\n### {title}\n\n{df.to_markdown(index=False, floatfmt='.3g')}\n"
 
 
 def main(argv=None) -> int:
@@ -64,26 +51,26 @@ def main(argv=None) -> int:
     scaling = [int(s) for s in (args.scaling_sides or ("128,256,512,1024,2048,4096" if cuda else "128,256,512,1024,2048")).split(",")]
     rd_on = (not cuda) if args.rd is None else args.rd
     results = {"command": " ".join(["python", "benchmarks/dct.py", *sys.argv[1:]] if argv is None else argv),
-               "machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "batch_mb": batch_mb, "repeat": repeat}
+               "machine": device_name(args.device), "date": time.strftime("%Y-%m-%d"), "batch_mb": batch_mb, "repeat": repeat}
     print(f"# DCT+Chop on {results['machine']}, batches of {batch_mb:g} MB fp32, median of {repeat}")
     tables = {}
     t0 = time.perf_counter()
     tables["throughput"] = bench.throughput(args.device, sides, batch_mb=batch_mb, repeat=repeat)
-    print(table(tables["throughput"], "throughput (GB/s over input bytes; cf 4)"), flush=True)
+    print(markdown_section(tables["throughput"], "throughput (GB/s over input bytes; cf 4)", ".3g"), flush=True)
     tables["scaling"] = bench.throughput(args.device, scaling, dtypes=("float32",), batch_mb=batch_mb, repeat=repeat,
                                          peers=False)
-    print(table(tables["scaling"], "scaling over the image side (fp32, cf 4)"), flush=True)
+    print(markdown_section(tables["scaling"], "scaling over the image side (fp32, cf 4)", ".3g"), flush=True)
     if rd_on:
         rd = bench.rate_distortion(bench.rd_data(args.rd_profile), bench.PROFILES[args.rd_profile]["cfs"],
                                    bench.PROFILES[args.rd_profile]["bounds"], progress=lambda n: print("rd:", n, flush=True))
         tables["rate_distortion"] = rd
         tables["equal_psnr"] = bench.at_equal_psnr(rd)
-        print(table(tables["equal_psnr"], "ratio of every series at the PSNR of dct cf=4"))
+        print(markdown_section(tables["equal_psnr"], "ratio of every series at the PSNR of dct cf=4", ".3g"))
         wide = rd.pivot_table(index=["data", "series"], columns="param", values="ratio").reset_index()
-        print(table(wide, "ratio per (data, series) and param (cf, or relative bound)"))
+        print(markdown_section(wide, "ratio per (data, series) and param (cf, or relative bound)", ".3g"))
     if args.training:
         tables["training"] = dct_training.compare(args.train_profile, device=args.device)
-        print(table(tables["training"], f"training on compressed inputs ({args.train_profile})"))
+        print(markdown_section(tables["training"], f"training on compressed inputs ({args.train_profile})", ".3g"))
     results["seconds"] = time.perf_counter() - t0
     print(f"done in {results['seconds']:.0f} s")
     if args.out:

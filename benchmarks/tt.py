@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,21 +26,8 @@ import pandas as pd
 import torch
 
 from dlrmcomp.bench import tt as bench
+from dlrmcomp.bench.benchmark import device_name, markdown_section
 from dlrmcomp.io import write_json
-
-CRITEO = Path("/work/shared/data/real/criteo")
-
-
-def machine(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
-def table(df: pd.DataFrame, title: str) -> str:
-    return f"\n### {title}\n\n{df.to_markdown(index=False, floatfmt='.4g')}\n"
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,8 +45,8 @@ def main(argv=None) -> int:
     p.add_argument("--optimizer", choices=("sgd", "adagrad"), help="of the quality runs (default adagrad)")
     p.add_argument("--lr", type=float, help="of the quality runs (default 0.05)")
     p.add_argument("--pipeline", action="store_true", help="2 gloo ranks: the table-wise pipeline's overlap")
-    p.add_argument("--criteo", default=f"{CRITEO}/wideresdnn_criteo_train.tsv,{CRITEO}/wideresdnn_criteo_dev.tsv",
-                   help="TRAIN[,TEST] of the real-data quality run ('' to skip)")
+    p.add_argument("--criteo", default="sample",
+                   help="TRAIN[,TEST] of the real-data quality run (default: the sample in ../shared/data/real; '' to skip)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     size = dict(bench.PROFILES[args.profile])
@@ -71,27 +57,27 @@ def main(argv=None) -> int:
     overrides = {"iters": args.quality_iters, "optimizer": args.optimizer, "lr": args.lr}
     size["quality"] = {**size["quality"], **{k: v for k, v in overrides.items() if v is not None}}
     results = {"command": " ".join(["python", "benchmarks/tt.py", *(sys.argv[1:] if argv is None else argv)]),
-               "machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "profile": args.profile}
+               "machine": device_name(args.device), "date": time.strftime("%Y-%m-%d"), "profile": args.profile}
     print(f"# TT embeddings on {results['machine']} ({args.profile})", flush=True)
     tables: dict[str, pd.DataFrame] = {}
     t0 = time.perf_counter()
     if args.speed:
         tables["speed"] = bench.lookup_speed(size["speed"], args.device, repeat=size["repeat"])
-        print(table(tables["speed"], "forward + backward ms (speed-up over naive TT)"), flush=True)
+        print(markdown_section(tables["speed"], "forward + backward ms (speed-up over naive TT)"), flush=True)
         results["speedup_at_16k"] = bench.speed_target(tables["speed"])
     if args.memory:
         tables["memory"] = bench.memory_peak(size["memory_rows"], 32, (32, 32), size["memory_batches"], args.device)
-        print(table(tables["memory"], f"peak memory, N = {size['memory_rows']:.0e}, D = 32, ranks 32, 32"), flush=True)
+        print(markdown_section(tables["memory"], f"peak memory, N = {size['memory_rows']:.0e}, D = 32, ranks 32, 32"), flush=True)
     if args.quality:
         tables["compression"] = bench.compression_table([8, 16, 32])
-        print(table(tables["compression"], "embedding parameters, full Kaggle cardinalities (dim 16, TT from 1,000 "
+        print(markdown_section(tables["compression"], "embedding parameters, full Kaggle cardinalities (dim 16, TT from 1,000 "
                                            "rows)"))
         tables["quality"] = bench.quality_table(size["quality_ranks"], args.criteo or None, args.criteo_iters,
                                                 **size["quality"])
-        print(table(tables["quality"], "test AUC, dense vs TT"), flush=True)
+        print(markdown_section(tables["quality"], "test AUC, dense vs TT"), flush=True)
     if args.pipeline:
         tables["pipeline"] = bench.pipeline_overlap(**size["pipeline"], scale=1e-2, tt_ranks="32,32", tt_min_rows=1000)
-        print(table(tables["pipeline"], "2 gloo CPU ranks, TT tables: step time"), flush=True)
+        print(markdown_section(tables["pipeline"], "2 gloo CPU ranks, TT tables: step time"), flush=True)
     results["seconds"] = time.perf_counter() - t0
     print(f"done in {results['seconds']:.0f} s")
     if args.json:

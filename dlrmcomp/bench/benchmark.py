@@ -176,6 +176,21 @@ def machine() -> dict:
             "machine": platform.machine(), "cpus": os.cpu_count()}
 
 
+def device_name(device: str) -> str:
+    """The machine a benchmark ran on, in words: the GPU's name, or the CPU and torch's threads."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def markdown_section(df: pd.DataFrame, title: str, floatfmt: str = ".4g") -> str:
+    """``df`` as a markdown table under a ``### title`` heading (what the benchmark scripts print)."""
+    return f"\n### {title}\n\n{df.to_markdown(index=False, floatfmt=floatfmt)}\n"
+
+
 def write_results(df: pd.DataFrame, path, command: Sequence[str] | str | None = None) -> Path:
     """``path`` (CSV) and ``path.meta.json`` (machine, versions, command, time) beside it."""
     path = Path(path)

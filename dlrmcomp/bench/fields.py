@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.samples import real_dir
+
 #: file name -> (dtype, shape) for the raw little-endian C-order samples
 SCIFLOAT_FILES = {
     "sperr_vorticity.512_512": ("<f4", (512, 512)),
@@ -21,10 +23,7 @@ SCIFLOAT_FILES = {
 def scifloat_dir() -> Path:
     """Where the real samples live: $DLRMCOMP_SCIFLOAT or ../shared/data/real/scifloat."""
     env = os.environ.get("DLRMCOMP_SCIFLOAT")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[2]
-    return here.parent / "shared" / "data" / "real" / "scifloat"
+    return Path(env) if env else real_dir() / "scifloat"
 
 
 def scifloat_fields(directory: str | Path | None = None) -> dict[str, np.ndarray]:

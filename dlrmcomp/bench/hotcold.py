@@ -18,7 +18,6 @@ speedups on the CPU use it (on a GPU: ``epoch_s``). ``wall_s`` is the whole run.
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.samples import sample_spec
 from ..data.synthetic import SyntheticCriteo
 from ..hotcold import EpochInputs, droppable, epoch_batches, profile_inputs, threshold_for_drop
 from ..train import Trainer, make_data, profile_config, read_jsonl
@@ -48,20 +48,9 @@ PROFILES = {
 SLIPSTREAM = dict(target_drop=0.3, starting_minibatch=1000, minibatch_percentage=0.03, sample_rate=0.001)
 
 
-def real_dir() -> Path:
-    """Where the real samples live: $DLRMCOMP_REAL_DATA or ../shared/data/real."""
-    env = os.environ.get("DLRMCOMP_REAL_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
-
-
 def data_spec(name: str) -> str | None:
     """``TrainConfig.data`` of a data set name (None when its sample files are absent)."""
-    if name == "synthetic":
-        return "synthetic"
-    files = {"criteo": ("criteo", "wideresdnn_criteo_train.tsv", "wideresdnn_criteo_test.tsv"),
-             "avazu": ("avazu", "wideresdnn_avazu_train.csv", "wideresdnn_avazu_test.csv")}[name]
-    train, test = (real_dir() / files[0] / f for f in files[1:])
-    return f"{name}:{train},{test}" if train.is_file() and test.is_file() else None
+    return "synthetic" if name == "synthetic" else sample_spec(name)
 
 
 def run_config(profile: str, name: str, **changes):

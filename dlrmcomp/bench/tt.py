@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..data.samples import sample_spec
 from ..data.synthetic import KAGGLE_CARDINALITIES
 from ..models.tt import TTConfig, TTEmbeddingBag, chunk_bounds, parameter_counts
 
@@ -193,11 +194,15 @@ def compression_table(ranks: Sequence[int], dim: int = 16, min_rows: int = 1000,
                           **parameter_counts(table_sizes, dim, TTConfig((r, r), min_rows))} for r in ranks])
 
 
-def quality_table(ranks: Sequence[int], criteo: str | None = None, criteo_iters: int = 30, **train) -> pd.DataFrame:
+def quality_table(ranks: Sequence[int], criteo: str | None = "sample", criteo_iters: int = 30, **train) -> pd.DataFrame:
     """:func:`quality` on the synthetic default (tables of 1,000 rows or more become TT) and, if
-    given, the Criteo sample ``criteo`` = "TRAIN[,TEST]" (from 200 rows: its tables are small) for
-    ``criteo_iters`` iterations (30 of 512: about 2 epochs of the 7,200-row sample; more overfit)."""
+    given, Criteo data (from 200 rows: its tables are small) for ``criteo_iters`` iterations (30 of
+    512: about 2 epochs of the 7,200-row sample; more overfit): ``criteo`` "TRAIN[,TEST]", or
+    "sample" for the sample in ../shared/data/real (train and dev; skipped when absent), or None."""
     runs = [quality(ranks, **train)]
+    if criteo == "sample":
+        spec = sample_spec("criteo", heldout="dev")
+        criteo = spec.split(":", 1)[1] if spec else None
     if criteo:
         real = {k: v for k, v in train.items() if k not in ("scale", "test_size")}
         real["iters"] = min(real.get("iters", criteo_iters), criteo_iters)

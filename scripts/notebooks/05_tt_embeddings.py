@@ -24,7 +24,7 @@ PROFILE = "smoke"   # smoke | demo | full: sweep and run sizes (dlrmcomp.bench.t
 # OUT_DIR: where results.json and figures go (None: a new runs/ folder)
 OUT_DIR = None
 DEVICE = "cpu"      # cpu | cuda: where the speed and memory sweeps run
-CRITEO = "/work/shared/data/real/criteo/wideresdnn_criteo_train.tsv,/work/shared/data/real/criteo/wideresdnn_criteo_dev.tsv"
+CRITEO = "sample"   # "sample": the Criteo sample in ../shared/data/real (skipped when absent); "TRAIN,TEST"; None
 PIPELINE = False    # True: the 2-rank pipeline comparison (about a minute at smoke size)
 """,
     """size = tt_bench.PROFILES[PROFILE]
