@@ -217,3 +217,24 @@ def test_match_beats_zstd_and_dedup_in_ratio_on_small_batches(batch):
             for n in ("quant+match+ans", "quant+match+huffman", "quant+dedup+ans", "quant+zstd")}
     assert size["quant+match+ans"] < size["quant+zstd"] and size["quant+match+huffman"] < size["quant+zstd"]
     assert size["quant+match+ans"] < 0.9 * size["quant+dedup+ans"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_value_range_matches_finite_range(dtype, data):
+    """The compiled range (integer keys of the bit patterns) is errorbound.finite_range's, the signs
+    of zero extremes included, with NaN / inf skipped; large float64 arrays take it too."""
+    from dlrmcomp.errorbound import finite_range
+    n = data.draw(st.sampled_from([0, 1, 7, 100, pipeline._SMALL + 3]))
+    x = data.draw(hnp.arrays(dtype, n, elements=st.sampled_from(
+        [0.0, -0.0, 0.5, -1.25, 3.0, -7e30, 1e-40, np.nan, -np.nan, np.inf, -np.inf])))
+    got, want = pipeline._value_range(x), finite_range(x)
+    assert got == want and [np.signbit(v) for v in got] == [np.signbit(v) for v in want]
+
+
+def test_histogram_counts():
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 9, 1000):
+        keys = rng.zipf(1.5, n).clip(0, 255).astype(np.uint8)
+        assert (entropy._histogram(keys, 256) == np.bincount(keys, minlength=256)).all()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import struct
 import threading
+import sys
 from dataclasses import dataclass
 
 from ._jit import njit
@@ -47,10 +48,39 @@ def entropy_bits(symbols) -> float:
 
 
 # -- shared kernels: histogram, lane bookkeeping ------------------------------------------------
+_LITTLE = sys.byteorder == "little"
+
+
 @njit(cache=True, nogil=True)
 def _histogram(keys, size):
     """Counts (size,) of the values of ``keys`` (n,), which are < size."""
-    parts = np.zeros((4, size), np.int64)  # 4 sub-histograms break store-to-load chains
+    n = keys.size
+    if n >= 1 << 31:  # an int32 sub-histogram could overflow
+        return _histogram_wide(keys, size)
+    parts = np.zeros((8, size), np.int32)  # 8 sub-histograms break store-to-load chains (skewed codes)
+    head = n - n % 8
+    for i in range(0, head, 8):
+        parts[0, keys[i]] += 1
+        parts[1, keys[i + 1]] += 1
+        parts[2, keys[i + 2]] += 1
+        parts[3, keys[i + 3]] += 1
+        parts[4, keys[i + 4]] += 1
+        parts[5, keys[i + 5]] += 1
+        parts[6, keys[i + 6]] += 1
+        parts[7, keys[i + 7]] += 1
+    for i in range(head, n):
+        parts[0, keys[i]] += 1
+    out = np.zeros(size, np.int64)
+    for p in range(8):
+        for s in range(size):
+            out[s] += parts[p, s]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _histogram_wide(keys, size):
+    """_histogram with int64 sub-histograms (2**31 keys or more)."""
+    parts = np.zeros((4, size), np.int64)
     n = keys.size
     head = n - n % 4
     for i in range(0, head, 4):
@@ -649,7 +679,12 @@ def _huff_enc_finish(ctx, c, lane, count, st):
     if k > 0:
         scratch[p] = bits
         p += 1
-    _append(scratch, lane * cap, p, 4, out, cursor)
+    first, at = lane * cap, cursor[0]
+    if _LITTLE:  # the words' own bytes are little-endian: copied at once
+        out[at:at + 4 * (p - first)] = scratch[first:p].view(np.uint8)
+        cursor[0] = at + 4 * (p - first)
+    else:
+        _append(scratch, first, p, 4, out, cursor)
     ends[c * lanes + lane] = cursor[0]
     return 0
 

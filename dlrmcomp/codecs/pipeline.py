@@ -114,20 +114,47 @@ _put, _get = entropy._put, entropy._get
 
 
 @njit(cache=True, nogil=True)
+def _key_range(bits, expo, flip, big):
+    """(min, max) of the order-preserving integer keys (sign-magnitude -> two's complement) of
+    the finite values whose bit patterns (int32 / int64 view) are ``bits``; lo > hi when none is.
+    Branch-free, so it runs about twice as fast as comparing floats (which must skip NaN)."""
+    lo, hi = big, -big - 1
+    for i in range(bits.size):
+        b = bits[i]
+        key = b ^ ((b >> (8 * bits.itemsize - 1)) & flip)
+        finite = (b & expo) != expo
+        lo = min(lo, key if finite else big)
+        hi = max(hi, key if finite else -big - 1)
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
 def _small_range(flat):
-    """(lo, hi) over the finite values of a small array, (0.0, 0.0) when none is: finite_range
-    without numpy's per-call cost (its vectorised min / max win on large arrays)."""
-    lo, hi = np.inf, -np.inf
-    for i in range(flat.size):
-        v = np.float64(flat[i])
-        if abs(v) < np.inf:
-            lo, hi = min(lo, v), max(hi, v)
-    return (0.0, 0.0) if lo > hi else (lo, hi)
+    """(lo, hi) over the finite values of a float32 / float64 array, (0.0, 0.0) when none is:
+    finite_range without numpy's per-call cost (its vectorised min / max win on large float32
+    arrays). The keys of -0.0 and 0.0 differ: the caller settles a zero extreme."""
+    if flat.itemsize == 4:
+        big = np.int32(0x7FFFFFFF)
+        lo, hi = _key_range(flat.view(np.int32), np.int32(0x7F800000), big, big)
+        if lo > hi:
+            return 0.0, 0.0
+        k = np.empty(2, np.int32)
+        k[0], k[1] = lo ^ ((lo >> 31) & big), hi ^ ((hi >> 31) & big)
+        v = k.view(np.float32)
+        return np.float64(v[0]), np.float64(v[1])
+    big = np.int64(0x7FFFFFFFFFFFFFFF)
+    lo, hi = _key_range(flat.view(np.int64), np.int64(0x7FF0000000000000), big, big)
+    if lo > hi:
+        return 0.0, 0.0
+    k = np.empty(2, np.int64)
+    k[0], k[1] = lo ^ ((lo >> 63) & big), hi ^ ((hi >> 63) & big)
+    v = k.view(np.float64)
+    return v[0], v[1]
 
 
 def _value_range(x: np.ndarray) -> tuple[float, float]:
     """errorbound.finite_range of x (numpy's own where an extreme is zero: it picks the zero's sign)."""
-    if x.size > _SMALL:
+    if x.size > _SMALL and x.dtype.itemsize == 4:  # numpy's float64 min / max are slower than ours
         return finite_range(x)
     lo, hi = _small_range(x.reshape(-1))
     return finite_range(x) if lo == 0.0 or hi == 0.0 else (lo, hi)
