@@ -129,27 +129,26 @@ def _key_range(bits, expo, flip, big):
 
 
 @njit(cache=True, nogil=True)
+def _range_of_bits(flat, bits, expo, big):
+    """:func:`_small_range` for ``bits``, the int32 / int64 view of ``flat``."""
+    lo, hi = _key_range(bits, expo, big, big)
+    if lo > hi:
+        return 0.0, 0.0
+    v = np.empty(2, flat.dtype)
+    k = v.view(bits.dtype)
+    shift = 8 * bits.itemsize - 1
+    k[0], k[1] = lo ^ ((lo >> shift) & big), hi ^ ((hi >> shift) & big)
+    return np.float64(v[0]), np.float64(v[1])
+
+
+@njit(cache=True, nogil=True)
 def _small_range(flat):
     """(lo, hi) over the finite values of a float32 / float64 array, (0.0, 0.0) when none is:
     finite_range without numpy's per-call cost (its vectorised min / max win on large float32
     arrays). The keys of -0.0 and 0.0 differ: the caller settles a zero extreme."""
     if flat.itemsize == 4:
-        big = np.int32(0x7FFFFFFF)
-        lo, hi = _key_range(flat.view(np.int32), np.int32(0x7F800000), big, big)
-        if lo > hi:
-            return 0.0, 0.0
-        k = np.empty(2, np.int32)
-        k[0], k[1] = lo ^ ((lo >> 31) & big), hi ^ ((hi >> 31) & big)
-        v = k.view(np.float32)
-        return np.float64(v[0]), np.float64(v[1])
-    big = np.int64(0x7FFFFFFFFFFFFFFF)
-    lo, hi = _key_range(flat.view(np.int64), np.int64(0x7FF0000000000000), big, big)
-    if lo > hi:
-        return 0.0, 0.0
-    k = np.empty(2, np.int64)
-    k[0], k[1] = lo ^ ((lo >> 63) & big), hi ^ ((hi >> 63) & big)
-    v = k.view(np.float64)
-    return v[0], v[1]
+        return _range_of_bits(flat, flat.view(np.int32), np.int32(0x7F800000), np.int32(0x7FFFFFFF))
+    return _range_of_bits(flat, flat.view(np.int64), np.int64(0x7FF0000000000000), np.int64(0x7FFFFFFFFFFFFFFF))
 
 
 def _value_range(x: np.ndarray) -> tuple[float, float]:
